@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from typing import Self
+
+from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
+
+from invitations.adapters.repository import SqlAlchemyInvitationRepository
+from invitations.service_layer.unit_of_work import InvitationsUnitOfWork
+
+
+class SqlAlchemyInvitationsUnitOfWork(SqlAlchemyUnitOfWork, InvitationsUnitOfWork):
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.invitations = SqlAlchemyInvitationRepository(self.session)
+        return self

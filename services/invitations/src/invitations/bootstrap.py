@@ -1,0 +1,45 @@
+"""The one place that wires settings, adapters, service layer and entry points together."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from onboarding_shared.runtime import ServiceRuntime, create_http_app
+
+from invitations.adapters import orm
+from invitations.adapters.unit_of_work import SqlAlchemyInvitationsUnitOfWork
+from invitations.entrypoints import http, subscribers
+from invitations.service_layer.services import InvitePolicy
+from invitations.settings import InvitationsSettings
+from invitations.wiring import InvitationsContext
+
+SERVICE = "invitations"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: InvitationsSettings) -> FastAPI:
+    orm.map_domain()
+    runtime = ServiceRuntime.create(SERVICE, settings, orm.messaging)
+    context = InvitationsContext(
+        settings=settings,
+        uow=partial(
+            SqlAlchemyInvitationsUnitOfWork,
+            runtime.sessions,
+            orm.messaging,
+            producer=SERVICE,
+            on_commit=runtime.relay.notify,
+        ),
+        invite_policy=InvitePolicy(
+            workspace_name=settings.workspace_name,
+            public_url=settings.public_url,
+            ttl=timedelta(hours=settings.invitation_ttl_hours),
+        ),
+    )
+    runtime.consumers.extend(subscribers.consumers(context))
+    app = create_http_app(runtime, [http.router], title="Onboarding: invitations")
+    app.state.context = context
+    return app

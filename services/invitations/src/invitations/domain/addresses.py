@@ -1,0 +1,84 @@
+"""Turning what an admin pasted into a list of addresses to invite."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from email_validator import EmailNotValidError, validate_email
+
+MAX_ADDRESS_LENGTH = 320
+_SEPARATORS = re.compile(r"[,;\r\n]+")
+_NAMED = re.compile(r"^(?P<name>[^<>]*)<(?P<address>[^<>]*)>$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class AddressProblem(StrEnum):
+    INVALID = "invalid"
+    DUPLICATE_IN_REQUEST = "duplicate_in_request"
+
+
+@dataclass(frozen=True)
+class ParsedAddress:
+    given: str
+    email: str | None = None  # normalised, when valid
+    display_name: str | None = None
+    problem: AddressProblem | None = None
+    reason: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        """Addresses are compared case-insensitively."""
+        return self.email.lower() if self.email else None
+
+
+def split_addresses(raw: str | list[str]) -> list[str]:
+    """Split on commas, semicolons, line breaks and whitespace, keeping `Name <address>` whole."""
+    chunks = raw if isinstance(raw, list) else _SEPARATORS.split(raw)
+    entries: list[str] = []
+    for chunk in (c.strip() for c in chunks):
+        if not chunk:
+            continue
+        if _NAMED.match(chunk):
+            entries.append(chunk)
+        else:
+            entries.extend(chunk.split())
+    return entries
+
+
+def parse_addresses(raw: str | list[str]) -> list[ParsedAddress]:
+    seen: set[str] = set()
+    parsed: list[ParsedAddress] = []
+    for entry in split_addresses(raw):
+        address = parse_address(entry)
+        if address.key is not None and address.key in seen:
+            address = ParsedAddress(
+                given=entry,
+                email=address.email,
+                problem=AddressProblem.DUPLICATE_IN_REQUEST,
+                reason="appears earlier in this request",
+            )
+        elif address.key is not None:
+            seen.add(address.key)
+        parsed.append(address)
+    return parsed
+
+
+def parse_address(entry: str) -> ParsedAddress:
+    named = _NAMED.match(entry)
+    name = named.group("name").strip().strip('"').strip() or None if named else None
+    candidate = named.group("address").strip() if named else entry
+    if _CONTROL.search(entry):
+        return _invalid(entry, "contains control characters")
+    if len(candidate) > MAX_ADDRESS_LENGTH:
+        return _invalid(entry, f"longer than {MAX_ADDRESS_LENGTH} characters")
+    try:
+        checked = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as error:
+        return _invalid(entry, str(error))
+    return ParsedAddress(given=entry, email=checked.normalized, display_name=name)
+
+
+def _invalid(entry: str, reason: str) -> ParsedAddress:
+    return ParsedAddress(given=entry, problem=AddressProblem.INVALID, reason=reason)

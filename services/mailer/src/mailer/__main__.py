@@ -1,0 +1,12 @@
+from onboarding_shared.runtime import run_cli
+
+from mailer.bootstrap import MIGRATIONS, SERVICE, create_app
+from mailer.settings import load
+
+
+def main() -> None:
+    run_cli(service=SERVICE, load=load, create_app=create_app, migrations=MIGRATIONS)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Tables of the mailer database, and the mapping of the domain classes onto them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Enum, Integer, String, Table, Uuid
+from sqlalchemy.orm import registry
+
+from onboarding_shared.db import UtcDateTime, new_metadata
+from onboarding_shared.messaging.inbox import define_inbox_table
+from onboarding_shared.messaging.outbox import define_outbox_table
+from onboarding_shared.unit_of_work import MessagingTables
+
+from mailer.domain.model import Email, EmailStatus
+
+metadata = new_metadata()
+mapper_registry = registry(metadata=metadata)
+
+emails = Table(
+    "emails",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("source_event_id", Uuid, nullable=False, unique=True),
+    Column("kind", String(50), nullable=False),
+    Column("reference_id", Uuid, nullable=False, index=True),
+    Column("recipient", String(320), nullable=False),
+    Column(
+        "status",
+        Enum(EmailStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        nullable=False,
+    ),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("last_error", String(1000), nullable=True),
+)
+
+messaging = MessagingTables(outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata))
+
+_mapped = False
+
+
+def map_domain() -> None:
+    global _mapped  # noqa: PLW0603 - mapping is process-wide by nature
+    if not _mapped:
+        mapper_registry.map_imperatively(Email, emails)
+        _mapped = True

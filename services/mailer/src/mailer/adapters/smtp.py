@@ -1,0 +1,47 @@
+"""The only place in the system that talks SMTP."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from mailer.domain.model import PermanentSendError, TransientSendError
+from mailer.settings import MailerSettings, SmtpSecurity
+
+
+class SmtpSender:
+    def __init__(self, settings: MailerSettings) -> None:
+        if settings.smtp_host is None:
+            raise ValueError("SMTP_HOST is not set")
+        self._host = settings.smtp_host
+        self._port = settings.smtp_port
+        self._username = settings.smtp_username
+        self._password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        self._security = settings.smtp_tls
+        self._timeout = settings.smtp_timeout_seconds
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            _errors, _response = await aiosmtplib.send(
+                message,
+                hostname=self._host,
+                port=self._port,
+                username=self._username,
+                password=self._password,
+                use_tls=self._security is SmtpSecurity.TLS,
+                start_tls=self._security is SmtpSecurity.STARTTLS,
+                timeout=self._timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            codes = [refusal.code for refusal in error.recipients]
+            reason = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
+            raise _by_code(min(codes, default=550), f"recipient refused: {reason}") from None
+        except aiosmtplib.SMTPResponseException as error:
+            raise _by_code(error.code, f"SMTP {error.code}: {error.message}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            raise TransientSendError(f"{type(error).__name__}: {error}") from None
+
+
+def _by_code(code: int, reason: str) -> TransientSendError | PermanentSendError:
+    return PermanentSendError(reason) if code >= 500 else TransientSendError(reason)

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from typing import Self
+
+from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
+
+from mailer.adapters.repository import SqlAlchemyEmailRepository
+from mailer.service_layer.unit_of_work import MailerUnitOfWork
+
+
+class SqlAlchemyMailerUnitOfWork(SqlAlchemyUnitOfWork, MailerUnitOfWork):
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.emails = SqlAlchemyEmailRepository(self.session)
+        return self

@@ -1,0 +1,45 @@
+"""The one place that wires settings, adapters, service layer and entry points together."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from onboarding_shared.runtime import ServiceRuntime, create_http_app
+
+from mailer.adapters import orm
+from mailer.adapters.smtp import SmtpSender
+from mailer.adapters.unit_of_work import SqlAlchemyMailerUnitOfWork
+from mailer.entrypoints import http, subscribers
+from mailer.settings import MailerSettings
+from mailer.wiring import MailerContext
+
+SERVICE = "mailer"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: MailerSettings) -> FastAPI:
+    orm.map_domain()
+    runtime = ServiceRuntime.create(SERVICE, settings, orm.messaging)
+    context = MailerContext(
+        settings=settings,
+        uow=partial(
+            SqlAlchemyMailerUnitOfWork,
+            runtime.sessions,
+            orm.messaging,
+            producer=SERVICE,
+            on_commit=runtime.relay.notify,
+        ),
+        sender=SmtpSender(settings) if settings.smtp_configured else None,
+    )
+    if not settings.smtp_configured:
+        log.warning("SMTP_HOST is not set: emails wait in their queue until it is")
+    runtime.consumers.extend(subscribers.consumers(context))
+    app = create_http_app(runtime, [http.router], title="Onboarding: mailer")
+    app.state.context = context
+    return app

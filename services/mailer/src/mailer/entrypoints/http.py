@@ -1,0 +1,30 @@
+"""HTTP routes of the mailer: what it can tell about its SMTP set-up."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from mailer.wiring import MailerContext
+
+router = APIRouter(prefix="/api/v1/mailer", tags=["mailer"])
+
+
+def _context(request: Request) -> MailerContext:
+    context: MailerContext = request.app.state.context
+    return context
+
+
+Context = Annotated[MailerContext, Depends(_context)]
+
+
+class SmtpStatus(BaseModel):
+    smtp_configured: bool
+
+
+@router.get("/status")
+async def smtp_status(context: Context) -> SmtpStatus:
+    """Whether SMTP is configured; without it, emails wait in the queue."""
+    return SmtpStatus(smtp_configured=context.settings.smtp_configured)

@@ -1,0 +1,36 @@
+"""Every subscription of the mailer, in one place."""
+
+from __future__ import annotations
+
+from onboarding_shared.contract import Envelope, InvitationRequested
+from onboarding_shared.messaging.consumer import (
+    Delivery,
+    EventRouter,
+    PermanentFailure,
+    ReliableConsumer,
+)
+
+from mailer.service_layer import services
+from mailer.wiring import MailerContext
+
+INVITATIONS_QUEUE = "mailer.invitations"
+
+
+def consumers(context: MailerContext) -> list[ReliableConsumer]:
+    """No consumers while SMTP is not configured: emails wait in the durable queue."""
+    sender = context.sender
+    if sender is None:
+        return []
+    settings = context.settings
+
+    async def on_invitation_requested(event: Envelope[InvitationRequested], delivery: Delivery) -> None:
+        try:
+            outgoing = services.invitation_email(event, sender=settings.smtp_from)
+        except ValueError as error:
+            raise PermanentFailure(f"cannot build the email: {error}") from None
+        await services.deliver(context.uow(), sender, outgoing, delivery)
+
+    router = EventRouter()
+    router.register(InvitationRequested, on_invitation_requested)
+    queue = settings.consumer_queue(INVITATIONS_QUEUE, InvitationRequested.spec.routing_key)
+    return [ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)]

@@ -1,0 +1,5 @@
+from onboarding_shared.db import run_alembic_environment
+
+from mailer.adapters.orm import metadata
+
+run_alembic_environment(metadata)

@@ -1,0 +1,117 @@
+"""Use cases of the mailer: render, send once, report the outcome as an event."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, InvitationRequested
+from onboarding_shared.messaging.consumer import Delivery
+
+from mailer.domain.model import Email, EmailStatus, SendError
+from mailer.domain.rendering import InvitationEmail, build_message, render_invitation
+from mailer.service_layer.unit_of_work import MailerUnitOfWork, MailSender
+
+INVITATION_KIND = "invitation"
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    source_event_id: uuid.UUID
+    kind: str
+    reference_id: uuid.UUID
+    message: EmailMessage
+
+    @property
+    def recipient(self) -> str:
+        return str(self.message["To"])
+
+
+def invitation_email(event: Envelope[InvitationRequested], *, sender: str) -> OutgoingEmail:
+    data = event.data
+    rendered = render_invitation(
+        InvitationEmail(
+            recipient=data.email,
+            workspace_name=data.workspace_name,
+            join_url=data.join_url,
+            expires_at=data.expires_at,
+            inviter_name=data.inviter_name,
+            message=data.message,
+        )
+    )
+    return OutgoingEmail(
+        source_event_id=event.event_id,
+        kind=INVITATION_KIND,
+        reference_id=data.invitation_id,
+        message=build_message(rendered, sender=sender, recipient=data.email),
+    )
+
+
+async def deliver(
+    uow: MailerUnitOfWork, sender: MailSender, outgoing: OutgoingEmail, delivery: Delivery
+) -> None:
+    """Send ``outgoing`` unless it was already settled; emit EmailSent or EmailFailed.
+
+    The email's row stays locked while sending, so a duplicate of the same event waits and
+    then finds it settled. A transient failure raises, for the consumer to retry later,
+    except on the last attempt, where it becomes EmailFailed.
+    """
+    async with uow:
+        await uow.emails.add_if_absent(_record_of(outgoing))
+        email = await uow.emails.lock_for_event(outgoing.source_event_id)
+        if email is None or email.settled:
+            return
+        email.begin_attempt()
+        try:
+            await sender.send(outgoing.message)
+        except SendError as error:
+            await _record_failure(uow, email, error, give_up=error.permanent or delivery.is_last_attempt)
+            return
+        email.mark_sent(datetime.now(UTC))
+        uow.emit(
+            EmailSent(
+                email_id=email.id,
+                kind=email.kind,
+                reference_id=email.reference_id,
+                recipient=email.recipient,
+                attempts=email.attempts,
+                sent_at=email.sent_at or datetime.now(UTC),
+            )
+        )
+        await uow.commit()
+
+
+async def _record_failure(uow: MailerUnitOfWork, email: Email, error: SendError, *, give_up: bool) -> None:
+    reason = str(error)[:1000] or type(error).__name__
+    if not give_up:
+        email.mark_retrying(reason)
+        await uow.commit()
+        raise error
+    email.mark_failed(reason)
+    uow.emit(
+        EmailFailed(
+            email_id=email.id,
+            kind=email.kind,
+            reference_id=email.reference_id,
+            recipient=email.recipient,
+            attempts=email.attempts,
+            reason=reason,
+            permanent=error.permanent,
+            failed_at=datetime.now(UTC),
+        )
+    )
+    await uow.commit()
+
+
+def _record_of(outgoing: OutgoingEmail) -> Email:
+    return Email(
+        id=uuid.uuid4(),
+        source_event_id=outgoing.source_event_id,
+        kind=outgoing.kind,
+        reference_id=outgoing.reference_id,
+        recipient=outgoing.recipient,
+        status=EmailStatus.QUEUED,
+        created_at=datetime.now(UTC),
+    )

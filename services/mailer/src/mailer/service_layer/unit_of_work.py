@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import abc
+import uuid
+from email.message import EmailMessage
+from typing import Protocol
+
+from onboarding_shared.unit_of_work import AbstractUnitOfWork
+
+from mailer.domain.model import Email
+
+
+class EmailRepository(abc.ABC):
+    @abc.abstractmethod
+    async def add_if_absent(self, email: Email) -> None:
+        """Insert unless an email for the same source event exists; commits on its own."""
+
+    @abc.abstractmethod
+    async def lock_for_event(self, source_event_id: uuid.UUID) -> Email | None:
+        """The email for this event, locked until the unit of work ends."""
+
+
+class MailerUnitOfWork(AbstractUnitOfWork):
+    emails: EmailRepository
+
+
+class MailSender(Protocol):
+    async def send(self, message: EmailMessage) -> None:
+        """Hand the message to the SMTP server; raise TransientSendError or PermanentSendError."""

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+
+from onboarding_shared.settings import ServiceSettings, load_settings
+
+
+class SmtpSecurity(StrEnum):
+    NONE = "none"  # plain connection: development catchers only
+    STARTTLS = "starttls"
+    TLS = "tls"  # implicit TLS, usually port 465
+
+
+class MailerSettings(ServiceSettings):
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/mailer.db",
+        validation_alias=AliasChoices("MAILER_DATABASE_URL", "DATABASE_URL"),
+    )
+    http_port: int = Field(default=8003, ge=1, le=65535)
+    smtp_host: str | None = Field(default=None, description="Unset: emails wait until it is set.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: SmtpSecurity = SmtpSecurity.STARTTLS
+    smtp_from: str = Field(default="Onboarding <no-reply@localhost>", max_length=320)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+    @field_validator("smtp_host", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_tls", mode="before")
+    @classmethod
+    def _accept_booleans(cls, value: object) -> object:
+        aliases = {"true": "tls", "1": "tls", "yes": "tls", "false": "none", "0": "none", "no": "none"}
+        return aliases.get(str(value).lower(), str(value).lower()) if value is not None else value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _single_line(cls, value: str) -> str:
+        if "\r" in value or "\n" in value or "@" not in value:
+            raise ValueError("must be one address, e.g. 'Team <team@example.com>'")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_together(self) -> MailerSettings:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD must be set together")
+        return self
+
+    @property
+    def smtp_configured(self) -> bool:
+        return self.smtp_host is not None
+
+
+def load() -> MailerSettings:
+    return load_settings(MailerSettings)

@@ -1,0 +1,89 @@
+"""The envelope every event travels in."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from onboarding_shared.correlation import current_correlation_id
+
+
+class EventData(BaseModel):
+    """Base of every event's ``data``: unknown fields are ignored, values are immutable."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    spec: ClassVar[EventSpec]
+
+
+DataT = TypeVar("DataT", bound=EventData)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """How one event type appears on the wire."""
+
+    event_type: str  # e.g. "InvitationRequested"; never derived from a Python class name
+    name: str  # e.g. "invitation.requested"
+    version: int
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.name}.v{self.version}"
+
+
+class Envelope(BaseModel, Generic[DataT]):
+    """One event on the wire. ``event_id`` is also the AMQP message_id."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: uuid.UUID = Field(description="Unique id; also the AMQP message_id. Deduplicate on it.")
+    event_type: str = Field(description='The event\'s name, e.g. "InvitationRequested".')
+    event_version: int = Field(ge=1, description="Major version; also the routing key's suffix.")
+    occurred_at: AwareDatetime = Field(description="When it happened, ISO 8601 in UTC.")
+    producer: str = Field(description='The service or system that emitted it, e.g. "invitations".')
+    correlation_id: str = Field(
+        description="Id of the request or event that started the chain; carried along it.",
+        max_length=200,
+    )
+    data: DataT
+
+    @property
+    def routing_key(self) -> str:
+        return self.data.spec.routing_key
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def new_event(data: DataT, *, producer: str, correlation_id: str | None = None) -> Envelope[DataT]:
+    """Wrap ``data`` in a fresh envelope, continuing the current correlation chain."""
+    spec = data.spec
+    return Envelope[type(data)](  # type: ignore[misc]
+        event_id=uuid.uuid4(),
+        event_type=spec.event_type,
+        event_version=spec.version,
+        occurred_at=datetime.now(UTC),
+        producer=producer,
+        correlation_id=correlation_id or current_correlation_id() or str(uuid.uuid4()),
+        data=data,
+    )
+
+
+def envelope_schema(data_model: type[EventData]) -> dict[str, Any]:
+    """JSON Schema of the envelope carrying ``data_model``, titled by the event type."""
+    spec = data_model.spec
+    schema = Envelope[data_model].model_json_schema()  # type: ignore[valid-type]
+    schema["title"] = spec.event_type
+    schema["description"] = (
+        f"{data_model.__doc__ or ''}\n\nRouting key: `{spec.routing_key}` on exchange "
+        "`onboarding.events`."
+    ).strip()
+    properties = schema["properties"]
+    properties["event_type"]["const"] = spec.event_type
+    properties["event_version"]["const"] = spec.version
+    return schema

@@ -1,0 +1,1 @@
+"""The messaging kit: topology, confirmed publishing, outbox relay, inbox, reliable consumer."""

@@ -1,0 +1,230 @@
+"""Transactional outbox: events are rows written with the change that caused them, then relayed.
+
+The relay takes due rows with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work without
+publishing a row twice at once), publishes them concurrently with confirms, and marks each one
+published or schedules its next attempt with exponential backoff. It never gives up on a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from onboarding_shared.contract.envelope import Envelope
+from onboarding_shared.db import UtcDateTime, utcnow
+from onboarding_shared.messaging.publisher import OutgoingMessage, Publisher
+
+log = logging.getLogger(__name__)
+
+
+def define_outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("event_type", String(100), nullable=False),
+        Column("routing_key", String(255), nullable=False),
+        Column("correlation_id", String(200), nullable=False),
+        Column("body", LargeBinary, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("published_at", UtcDateTime, nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt_at", UtcDateTime, nullable=False),
+        Column("last_error", String(500), nullable=True),
+        Index("ix_outbox_due", "published_at", "next_attempt_at"),
+    )
+
+
+def outbox_row(envelope: Envelope[Any]) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "event_id": envelope.event_id,
+        "event_type": envelope.event_type,
+        "routing_key": envelope.routing_key,
+        "correlation_id": envelope.correlation_id,
+        "body": envelope.to_json(),
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    batch_size: int = 100
+    poll_interval: float = 1.0
+    backoff_base: float = 0.5
+    backoff_max: float = 60.0
+    retention: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int
+    oldest_pending_age_seconds: float
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        table: Table,
+        publisher: Publisher,
+        settings: RelaySettings = RelaySettings(),  # noqa: B008 - immutable
+    ) -> None:
+        self._sessions = sessions
+        self._table = table
+        self._publisher = publisher
+        self._settings = settings
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def notify(self) -> None:
+        """Tell the relay new rows were committed, so it need not wait for its next poll."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Relay until stopped; the batch in hand when stop() is called is finished first."""
+        while not self._stopping.is_set():
+            try:
+                published = await self.relay_once()
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+                published = 0
+            if published < self._settings.batch_size:
+                await self._sleep(self._settings.poll_interval)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of due rows; return how many were published."""
+        async with self._sessions() as session, session.begin():
+            rows = await self._take_due_rows(session)
+            if not rows:
+                return 0
+            outcomes = await asyncio.gather(
+                *(self._publisher.publish(_message(row)) for row in rows), return_exceptions=True
+            )
+            await self._record(session, rows, outcomes)
+        return sum(1 for outcome in outcomes if not isinstance(outcome, BaseException))
+
+    async def stats(self) -> OutboxStats:
+        async with self._sessions() as session:
+            pending, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(self._table.c.created_at)).where(
+                        self._table.c.published_at.is_(None)
+                    )
+                )
+            ).one()
+        age = (utcnow() - _aware(oldest)).total_seconds() if oldest else 0.0
+        return OutboxStats(pending=pending, oldest_pending_age_seconds=max(age, 0.0))
+
+    async def purge_published(self) -> int:
+        cutoff = utcnow() - self._settings.retention
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(self._table).where(self._table.c.published_at < cutoff)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def _take_due_rows(self, session: AsyncSession) -> Sequence[Any]:
+        table = self._table
+        query = (
+            select(table)
+            .where(table.c.published_at.is_(None), table.c.next_attempt_at <= utcnow())
+            .order_by(table.c.id)
+            .limit(self._settings.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        return (await session.execute(query)).all()
+
+    async def _record(
+        self, session: AsyncSession, rows: Sequence[Any], outcomes: Sequence[object]
+    ) -> None:
+        now = utcnow()
+        published = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+        if published:
+            await session.execute(
+                update(self._table).where(self._table.c.id.in_(published)).values(published_at=now)
+            )
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                await self._schedule_retry(session, row, outcome, now)
+
+    async def _schedule_retry(
+        self, session: AsyncSession, row: Any, error: BaseException, now: Any
+    ) -> None:
+        attempts = row.attempts + 1
+        delay = self._backoff(attempts)
+        log.warning(
+            "outbox publish failed",
+            extra={"event_id": str(row.event_id), "attempts": attempts, "retry_in": delay,
+                   "error": _describe(error)},
+        )
+        await session.execute(
+            update(self._table)
+            .where(self._table.c.id == row.id)
+            .values(
+                attempts=attempts,
+                next_attempt_at=now + timedelta(seconds=delay),
+                last_error=_describe(error)[:500],
+            )
+        )
+
+    def _backoff(self, attempts: int) -> float:
+        ceiling = min(self._settings.backoff_max, self._settings.backoff_base * 2 ** (attempts - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        self._wakeup.clear()
+
+
+def _message(row: Any) -> OutgoingMessage:
+    return OutgoingMessage(
+        body=row.body,
+        routing_key=row.routing_key,
+        message_id=str(row.event_id),
+        correlation_id=row.correlation_id,
+        message_type=row.event_type,
+        headers={},
+    )
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _aware(value: Any) -> Any:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

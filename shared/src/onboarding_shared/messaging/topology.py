@@ -1,0 +1,114 @@
+"""Exchanges and queues, declared the same way by every service.
+
+Each consumer owns one durable quorum queue, bound to the routing keys it needs. Beside it:
+- ``<queue>.retry.<n>s`` wait queues (one per delay tier) whose messages expire back into
+  the work queue, so a failing message waits without blocking the ones behind it;
+- ``<queue>.parked``, bound to the dead-letter exchange, where a message that cannot be
+  handled lands with its reason in its headers, to be inspected and replayed by an operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aio_pika
+from aio_pika.abc import AbstractChannel
+
+EVENTS_EXCHANGE = "onboarding.events"
+
+# A poison message that crashes the process before it can be parked is still parked by the
+# broker after this many deliveries.
+DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Binding:
+    routing_key: str
+    exchange: str | None = None  # None: the events exchange
+
+
+@dataclass(frozen=True)
+class ConsumerQueue:
+    name: str
+    bindings: tuple[Binding, ...]
+    retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
+    prefetch: int = 16
+    events_exchange: str = EVENTS_EXCHANGE
+    exchange_type: aio_pika.ExchangeType = field(default=aio_pika.ExchangeType.TOPIC)
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return dead_letter_exchange_for(self.events_exchange)
+
+    @property
+    def parking_queue(self) -> str:
+        return f"{self.name}.parked"
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+    def retry_queue(self, failed_attempt: int) -> str:
+        """The wait queue for a message whose attempt number ``failed_attempt`` failed."""
+        delay = self.retry_delays[failed_attempt - 1]
+        return f"{self.name}.retry.{delay:g}s"
+
+
+def dead_letter_exchange_for(events_exchange: str) -> str:
+    return f"{events_exchange}.dlx"
+
+
+def _quorum_arguments(**extra: object) -> dict[str, object]:
+    # at-least-once dead-lettering needs reject-publish overflow (RabbitMQ docs).
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        **extra,
+    }
+
+
+async def declare_events_exchange(channel: AbstractChannel, name: str) -> aio_pika.abc.AbstractExchange:
+    return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue) -> None:
+    """Declare (idempotently) the queue, its bindings, its wait queues and its parking queue."""
+    await declare_events_exchange(channel, queue.events_exchange)
+    dlx = await channel.declare_exchange(
+        queue.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    parked = await channel.declare_queue(
+        queue.parking_queue, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await parked.bind(dlx, routing_key=queue.name)
+
+    work = await channel.declare_queue(
+        queue.name,
+        durable=True,
+        arguments=_quorum_arguments(
+            **{
+                "x-dead-letter-exchange": queue.dead_letter_exchange,
+                "x-dead-letter-routing-key": queue.name,
+                "x-delivery-limit": DELIVERY_LIMIT,
+            }
+        ),
+    )
+    for binding in queue.bindings:
+        exchange_name = binding.exchange or queue.events_exchange
+        if not exchange_name.startswith("amq."):
+            await channel.declare_exchange(exchange_name, queue.exchange_type, durable=True)
+        await work.bind(exchange_name, routing_key=binding.routing_key)
+
+    for attempt, delay in enumerate(queue.retry_delays, start=1):
+        await channel.declare_queue(
+            queue.retry_queue(attempt),
+            durable=True,
+            arguments=_quorum_arguments(
+                **{
+                    "x-message-ttl": int(delay * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue.name,
+                }
+            ),
+        )

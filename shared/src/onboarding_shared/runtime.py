@@ -1,0 +1,200 @@
+"""What every service process is made of: the HTTP app, the broker with its consumers, the
+outbox relay, their start and graceful stop, health and readiness, and the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from aio_pika.exceptions import AMQPConnectionError
+from alembic import command
+from alembic.config import Config
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from faststream.rabbit import Channel, RabbitBroker
+from prometheus_client import make_asgi_app
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from onboarding_shared.correlation import use_correlation_id
+from onboarding_shared.db import create_engine, session_factory
+from onboarding_shared.messaging.consumer import ReliableConsumer
+from onboarding_shared.messaging.outbox import OutboxRelay
+from onboarding_shared.messaging.publisher import RabbitPublisher
+from onboarding_shared.messaging.topology import declare_consumer_queue, declare_events_exchange
+from onboarding_shared.observability import configure_logging
+from onboarding_shared.settings import ServiceSettings, redact_url
+from onboarding_shared.unit_of_work import MessagingTables
+
+log = logging.getLogger(__name__)
+
+CORRELATION_HEADER = "X-Correlation-ID"
+_SAFE_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def build_broker(settings: ServiceSettings, *, service: str) -> RabbitBroker:
+    return RabbitBroker(
+        settings.amqp_url,
+        # Confirms are on by default; unroutable messages must fail the publish too.
+        default_channel=Channel(publisher_confirms=True, on_return_raises=True),
+        graceful_timeout=settings.graceful_timeout_seconds,
+        app_id=service,
+        timeout=5,
+        reconnect_interval=2.0,
+    )
+
+
+@dataclass
+class ServiceRuntime:
+    """The long-lived parts of one service process, started and stopped together."""
+
+    service: str
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    broker: RabbitBroker
+    relay: OutboxRelay
+    consumers: list[ReliableConsumer] = field(default_factory=list)
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, service: str, settings: ServiceSettings, tables: MessagingTables) -> ServiceRuntime:
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        sessions = session_factory(engine)
+        broker = build_broker(settings, service=service)
+        publisher = RabbitPublisher(
+            broker, settings.events_exchange, timeout=settings.publish_timeout_seconds
+        )
+        relay = OutboxRelay(sessions, tables.outbox, publisher, settings.relay)
+        return cls(service, settings, engine, sessions, broker, relay)
+
+    async def start(self) -> None:
+        for consumer in self.consumers:
+            consumer.subscribe(self.broker)
+        try:
+            connection = await self.broker.connect()
+        except (AMQPConnectionError, OSError) as error:
+            raise SystemExit(
+                f"cannot reach RabbitMQ at {redact_url(self.settings.amqp_url)} ({error}); "
+                "start it (e.g. `rabbitmq-server -detached`) or set AMQP_URL"
+            ) from None
+        async with connection.channel() as channel:
+            await declare_events_exchange(channel, self.settings.events_exchange)
+            for consumer in self.consumers:
+                await declare_consumer_queue(channel, consumer.queue)
+        await self.broker.start()
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        for job in self.background:
+            self._tasks.append(asyncio.create_task(job()))
+        log.info("service started", extra={"queues": [c.queue.name for c in self.consumers]})
+
+    async def stop(self) -> None:
+        """Stop consuming (in-flight handlers finish or are redelivered), then the relay's last
+        batch, then the connections."""
+        await self.broker.stop()
+        self.relay.stop()
+        for task in self._tasks:
+            if task.get_name() != "outbox-relay":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.engine.dispose()
+        log.info("service stopped")
+
+    async def ready(self) -> dict[str, str]:
+        checks = {"database": "ok", "broker": "ok"}
+        try:
+            async with asyncio.timeout(2), self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:
+            checks["database"] = f"unavailable: {type(error).__name__}"
+        if not await self.broker.ping(timeout=2):
+            checks["broker"] = "unavailable"
+        return checks
+
+
+class CorrelationMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        given = request.headers.get(CORRELATION_HEADER, "")
+        correlation_id = given if _SAFE_CORRELATION.match(given) else str(uuid.uuid4())
+        use_correlation_id(correlation_id)
+        response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = correlation_id
+        return response
+
+
+def create_http_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, title: str) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(CorrelationMiddleware)
+    app.state.runtime = runtime
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"])
+    async def ready() -> JSONResponse:
+        """The database and the broker answer."""
+        checks = await runtime.ready()
+        healthy = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ok" if healthy else "unavailable", **checks},
+                            status_code=200 if healthy else 503)
+
+    app.mount("/metrics", make_asgi_app())
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def migrate(database_url: str, migrations: Path) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("sqlalchemy.url", database_url)
+    command.upgrade(config, "head")
+
+
+def run_cli(
+    *,
+    service: str,
+    load: Callable[[], ServiceSettings],
+    create_app: Callable[[ServiceSettings], FastAPI],
+    migrations: Path,
+) -> None:
+    """`<service> migrate` applies migrations; `<service> serve [--migrate]` runs the service."""
+    parser = argparse.ArgumentParser(prog=f"onboarding-{service}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    serve = commands.add_parser("serve", help="run the HTTP API and the consumers")
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    arguments = parser.parse_args()
+
+    settings = load()
+    configure_logging(settings.log_level, service=service)
+    if arguments.command == "migrate" or arguments.migrate:
+        migrate(settings.database_url, migrations)
+    if arguments.command == "serve":
+        uvicorn.run(
+            create_app(settings),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
+        )

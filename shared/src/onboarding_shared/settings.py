@@ -1,0 +1,100 @@
+"""Settings every service shares; each service subclasses it with its own."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from onboarding_shared.db import validate_database_url
+from onboarding_shared.messaging.outbox import RelaySettings
+from onboarding_shared.messaging.topology import EVENTS_EXCHANGE, Binding, ConsumerQueue
+
+
+class ServiceSettings(BaseSettings):
+    """Read from environment variables named like the fields, upper-cased (AMQP_URL, ...)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str
+    http_port: int = Field(ge=1, le=65535)
+    http_host: str = "127.0.0.1"
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    events_exchange: str = Field(default=EVENTS_EXCHANGE, min_length=1, max_length=200)
+    queue_prefix: str = Field(default="", max_length=100, description="Prepended to queue names.")
+    prefetch: int = Field(default=16, ge=1, le=1000, description="Unacked messages per consumer.")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    retry_delays_seconds: tuple[float, ...] = Field(default=(1.0, 5.0, 30.0), min_length=0, max_length=10)
+    publish_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    graceful_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    log_level: str = Field(default="INFO", pattern="(?i)^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        return validate_database_url(value)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("amqp", "amqps"):
+            raise ValueError("must be an amqp:// or amqps:// URL")
+        return value
+
+    @field_validator("retry_delays_seconds")
+    @classmethod
+    def _positive_delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay <= 0 for delay in value):
+            raise ValueError("every delay must be above 0")
+        return value
+
+    @model_validator(mode="after")
+    def _prefetch_fits_pool(self) -> ServiceSettings:
+        # Each in-flight message may hold a connection; more would queue inside the pool.
+        if self.prefetch > self.db_pool_size * 2:
+            raise ValueError("PREFETCH must not exceed twice DB_POOL_SIZE (the pool's overflow)")
+        return self
+
+    @property
+    def relay(self) -> RelaySettings:
+        return RelaySettings(
+            batch_size=self.outbox_batch_size, poll_interval=self.outbox_poll_interval_seconds
+        )
+
+    def consumer_queue(self, name: str, *routing_keys: str) -> ConsumerQueue:
+        """This service's queue ``name`` bound to ``routing_keys`` on the events exchange."""
+        return ConsumerQueue(
+            name=f"{self.queue_prefix}{name}",
+            bindings=tuple(Binding(key) for key in routing_keys),
+            retry_delays=self.retry_delays_seconds,
+            prefetch=self.prefetch,
+            events_exchange=self.events_exchange,
+        )
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Build the settings or stop the process with one line per invalid setting."""
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        for problem in error.errors(include_input=False, include_url=False):
+            name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
+            print(f"invalid setting {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
