@@ -54,7 +54,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def validate_database_url(url: str) -> str:
     if not url.startswith(tuple(f"{scheme}://" for scheme in SUPPORTED_SCHEMES)):
-        raise ValueError(f"must start with one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}")
+        raise ValueError(
+            f"must start with one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
+        )
     return url
 
 

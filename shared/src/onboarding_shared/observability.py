@@ -42,13 +42,21 @@ def configure_logging(level: str = "INFO", *, service: str) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream", "faststream.access.rabbit"):
+    for name in (
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "faststream",
+        "faststream.access.rabbit",
+    ):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
 
 
 def _add_service(service: str) -> structlog.types.Processor:
-    def add(_logger: object, _method: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+    def add(
+        _logger: object, _method: str, event: structlog.types.EventDict
+    ) -> structlog.types.EventDict:
         event.setdefault("service", service)
         return event
 

@@ -9,9 +9,10 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from aio_pika.exceptions import AMQPConnectionError
@@ -64,11 +65,13 @@ class ServiceRuntime:
     broker: RabbitBroker
     relay: OutboxRelay
     consumers: list[ReliableConsumer] = field(default_factory=list)
-    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, service: str, settings: ServiceSettings, tables: MessagingTables) -> ServiceRuntime:
+    def create(
+        cls, service: str, settings: ServiceSettings, tables: MessagingTables
+    ) -> ServiceRuntime:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         sessions = session_factory(engine)
         broker = build_broker(settings, service=service)
@@ -132,7 +135,9 @@ class CorrelationMiddleware(BaseHTTPMiddleware):
         return response
 
 
-def create_http_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, title: str) -> FastAPI:
+def create_http_app(
+    runtime: ServiceRuntime, routers: Sequence[APIRouter], *, title: str
+) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
@@ -155,8 +160,10 @@ def create_http_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, ti
         """The database and the broker answer."""
         checks = await runtime.ready()
         healthy = all(value == "ok" for value in checks.values())
-        return JSONResponse({"status": "ok" if healthy else "unavailable", **checks},
-                            status_code=200 if healthy else 503)
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", **checks},
+            status_code=200 if healthy else 503,
+        )
 
     app.mount("/metrics", make_asgi_app())
     for router in routers:

@@ -17,7 +17,7 @@ from onboarding_shared.messaging.topology import EVENTS_EXCHANGE, Binding, Consu
 class ServiceSettings(BaseSettings):
     """Read from environment variables named like the fields, upper-cased (AMQP_URL, ...)."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     database_url: str
     http_port: int = Field(ge=1, le=65535)
@@ -27,7 +27,9 @@ class ServiceSettings(BaseSettings):
     queue_prefix: str = Field(default="", max_length=100, description="Prepended to queue names.")
     prefetch: int = Field(default=16, ge=1, le=1000, description="Unacked messages per consumer.")
     db_pool_size: int = Field(default=10, ge=1, le=200)
-    retry_delays_seconds: tuple[float, ...] = Field(default=(1.0, 5.0, 30.0), min_length=0, max_length=10)
+    retry_delays_seconds: tuple[float, ...] = Field(
+        default=(1.0, 5.0, 30.0), min_length=0, max_length=10
+    )
     publish_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)

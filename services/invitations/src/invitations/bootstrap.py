@@ -8,14 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from onboarding_shared.runtime import ServiceRuntime, create_http_app
-
 from invitations.adapters import orm
 from invitations.adapters.unit_of_work import SqlAlchemyInvitationsUnitOfWork
 from invitations.entrypoints import http, subscribers
 from invitations.service_layer.services import InvitePolicy
 from invitations.settings import InvitationsSettings
 from invitations.wiring import InvitationsContext
+from onboarding_shared.runtime import ServiceRuntime, create_http_app
 
 SERVICE = "invitations"
 MIGRATIONS = Path(__file__).parent / "migrations"

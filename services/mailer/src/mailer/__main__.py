@@ -1,7 +1,6 @@
-from onboarding_shared.runtime import run_cli
-
 from mailer.bootstrap import MIGRATIONS, SERVICE, create_app
 from mailer.settings import load
+from onboarding_shared.runtime import run_cli
 
 
 def main() -> None:

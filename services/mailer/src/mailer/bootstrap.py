@@ -8,14 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from onboarding_shared.runtime import ServiceRuntime, create_http_app
-
 from mailer.adapters import orm
 from mailer.adapters.smtp import SmtpSender
 from mailer.adapters.unit_of_work import SqlAlchemyMailerUnitOfWork
 from mailer.entrypoints import http, subscribers
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
+from onboarding_shared.runtime import ServiceRuntime, create_http_app
 
 SERVICE = "mailer"
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -35,7 +35,14 @@ class MailerSettings(ServiceSettings):
     @field_validator("smtp_tls", mode="before")
     @classmethod
     def _accept_booleans(cls, value: object) -> object:
-        aliases = {"true": "tls", "1": "tls", "yes": "tls", "false": "none", "0": "none", "no": "none"}
+        aliases = {
+            "true": "tls",
+            "1": "tls",
+            "yes": "tls",
+            "false": "none",
+            "0": "none",
+            "no": "none",
+        }
         return aliases.get(str(value).lower(), str(value).lower()) if value is not None else value
 
     @field_validator("smtp_from")

@@ -41,7 +41,9 @@ class Envelope(BaseModel, Generic[DataT]):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    event_id: uuid.UUID = Field(description="Unique id; also the AMQP message_id. Deduplicate on it.")
+    event_id: uuid.UUID = Field(
+        description="Unique id; also the AMQP message_id. Deduplicate on it."
+    )
     event_type: str = Field(description='The event\'s name, e.g. "InvitationRequested".')
     event_version: int = Field(ge=1, description="Major version; also the routing key's suffix.")
     occurred_at: AwareDatetime = Field(description="When it happened, ISO 8601 in UTC.")
@@ -63,7 +65,9 @@ class Envelope(BaseModel, Generic[DataT]):
 def new_event(data: DataT, *, producer: str, correlation_id: str | None = None) -> Envelope[DataT]:
     """Wrap ``data`` in a fresh envelope, continuing the current correlation chain."""
     spec = data.spec
-    return Envelope[type(data)](  # type: ignore[misc]
+    # Parameterised by the concrete type, so the data serialises with all of its fields.
+    envelope_type: Any = Envelope[type(data)]  # type: ignore[misc]
+    created: Envelope[DataT] = envelope_type(
         event_id=uuid.uuid4(),
         event_type=spec.event_type,
         event_version=spec.version,
@@ -72,6 +76,7 @@ def new_event(data: DataT, *, producer: str, correlation_id: str | None = None) 
         correlation_id=correlation_id or current_correlation_id() or str(uuid.uuid4()),
         data=data,
     )
+    return created
 
 
 def envelope_schema(data_model: type[EventData]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from faststream import AckPolicy
+from faststream.message import StreamMessage
 from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import ValidationError
@@ -119,6 +120,7 @@ class ReliableConsumer:
             channel=Channel(prefetch_count=self.queue.prefetch),
             ack_policy=AckPolicy.MANUAL,
             no_reply=True,
+            decoder=_keep_raw_body,
             title=self.queue.name,
         )(consume)
 
@@ -127,7 +129,9 @@ class ReliableConsumer:
         delivery = Delivery(
             attempt=_int(headers.get(ATTEMPT_HEADER), default=1),
             max_attempts=self.queue.max_attempts,
-            routing_key=str(headers.get(ORIGINAL_ROUTING_KEY_HEADER) or message.raw_message.routing_key or ""),
+            routing_key=str(
+                headers.get(ORIGINAL_ROUTING_KEY_HEADER) or message.raw_message.routing_key or ""
+            ),
         )
         try:
             await self._handle(message.body, delivery)
@@ -202,6 +206,11 @@ class ReliableConsumer:
             message_type=message.raw_message.type,
             headers=headers,
         )
+
+
+async def _keep_raw_body(message: StreamMessage[Any]) -> bytes:
+    # Decoding is ours to do, so a body that is not JSON is parked with a reason, not rejected.
+    return message.body
 
 
 def _original_headers(message: RabbitMessage) -> dict[str, Any]:

@@ -21,7 +21,9 @@ def define_inbox_table(metadata: MetaData) -> Table:
     )
 
 
-async def claim_event(session: AsyncSession, table: Table, consumer: str, event_id: uuid.UUID) -> bool:
+async def claim_event(
+    session: AsyncSession, table: Table, consumer: str, event_id: uuid.UUID
+) -> bool:
     """Record the event as processed by ``consumer``; False when it already was.
 
     Call it first in the transaction that applies the effect: a concurrent duplicate then

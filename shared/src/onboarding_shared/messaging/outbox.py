@@ -8,6 +8,7 @@ published or schedules its next attempt with exponential backoff. It never gives
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Sequence
@@ -43,7 +44,9 @@ def define_outbox_table(metadata: MetaData) -> Table:
     return Table(
         "outbox",
         metadata,
-        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column(
+            "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
         Column("event_id", Uuid, nullable=False, unique=True),
         Column("event_type", String(100), nullable=False),
         Column("routing_key", String(255), nullable=False),
@@ -93,7 +96,7 @@ class OutboxRelay:
         sessions: async_sessionmaker[AsyncSession],
         table: Table,
         publisher: Publisher,
-        settings: RelaySettings = RelaySettings(),  # noqa: B008 - immutable
+        settings: RelaySettings = RelaySettings(),
     ) -> None:
         self._sessions = sessions
         self._table = table
@@ -184,8 +187,12 @@ class OutboxRelay:
         delay = self._backoff(attempts)
         log.warning(
             "outbox publish failed",
-            extra={"event_id": str(row.event_id), "attempts": attempts, "retry_in": delay,
-                   "error": _describe(error)},
+            extra={
+                "event_id": str(row.event_id),
+                "attempts": attempts,
+                "retry_in": delay,
+                "error": _describe(error),
+            },
         )
         await session.execute(
             update(self._table)
@@ -202,10 +209,8 @@ class OutboxRelay:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
         self._wakeup.clear()
 
 

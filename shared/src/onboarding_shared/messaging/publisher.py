@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 
@@ -15,7 +15,7 @@ class OutgoingMessage:
     message_id: str
     correlation_id: str
     message_type: str
-    headers: dict[str, str]
+    headers: dict[str, Any]
 
 
 class Publisher(Protocol):

@@ -10,6 +10,7 @@ Each consumer owns one durable quorum queue, bound to the routing keys it needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel
@@ -58,7 +59,7 @@ def dead_letter_exchange_for(events_exchange: str) -> str:
     return f"{events_exchange}.dlx"
 
 
-def _quorum_arguments(**extra: object) -> dict[str, object]:
+def _quorum_arguments(**extra: Any) -> dict[str, Any]:
     # at-least-once dead-lettering needs reject-publish overflow (RabbitMQ docs).
     return {
         "x-queue-type": "quorum",
@@ -68,7 +69,9 @@ def _quorum_arguments(**extra: object) -> dict[str, object]:
     }
 
 
-async def declare_events_exchange(channel: AbstractChannel, name: str) -> aio_pika.abc.AbstractExchange:
+async def declare_events_exchange(
+    channel: AbstractChannel, name: str
+) -> aio_pika.abc.AbstractExchange:
     return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Column, Enum, Index, Integer, String, Table, Uuid
 from sqlalchemy.orm import registry
 
+from invitations.domain.model import Invitation, InvitationStatus
 from onboarding_shared.db import UtcDateTime, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
-
-from invitations.domain.model import Invitation, InvitationStatus
 
 metadata = new_metadata()
 mapper_registry = registry(metadata=metadata)
@@ -23,7 +22,12 @@ invitations = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column(
         "status",
-        Enum(InvitationStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            InvitationStatus,
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         nullable=False,
     ),
     Column("created_at", UtcDateTime, nullable=False),
@@ -35,13 +39,15 @@ invitations = Table(
     Index("ix_invitations_email", "email"),
 )
 
-messaging = MessagingTables(outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata))
+messaging = MessagingTables(
+    outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
+)
 
 _mapped = False
 
 
 def map_domain() -> None:
-    global _mapped  # noqa: PLW0603 - mapping is process-wide by nature
+    global _mapped
     if not _mapped:
         mapper_registry.map_imperatively(Invitation, invitations)
         _mapped = True

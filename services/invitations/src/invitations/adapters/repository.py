@@ -24,7 +24,9 @@ class SqlAlchemyInvitationRepository(InvitationRepository):
         self, *, status: InvitationStatus | None, limit: int, offset: int
     ) -> InvitationPage:
         where = [invitations.c.status == status] if status else []
-        total = await self._session.scalar(select(func.count()).select_from(invitations).where(*where))
+        total = await self._session.scalar(
+            select(func.count()).select_from(invitations).where(*where)
+        )
         query = (
             select(Invitation)
             .where(*where)

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from typing import Self
 
-from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
-
 from invitations.adapters.repository import SqlAlchemyInvitationRepository
 from invitations.service_layer.unit_of_work import InvitationsUnitOfWork
+from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
 
 
 class SqlAlchemyInvitationsUnitOfWork(SqlAlchemyUnitOfWork, InvitationsUnitOfWork):

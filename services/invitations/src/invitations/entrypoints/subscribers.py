@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from onboarding_shared.contract import EmailFailed, EmailSent, Envelope
-from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
-
 from invitations.service_layer import services
 from invitations.wiring import InvitationsContext
+from onboarding_shared.contract import EmailFailed, EmailSent, Envelope
+from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
 
 EMAIL_OUTCOMES_QUEUE = "invitations.email-outcomes"
 

@@ -1,5 +1,4 @@
-from onboarding_shared.db import run_alembic_environment
-
 from invitations.adapters.orm import metadata
+from onboarding_shared.db import run_alembic_environment
 
 run_alembic_environment(metadata)

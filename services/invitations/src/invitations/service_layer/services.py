@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, InvitationRequested
-
 from invitations.domain.addresses import parse_addresses
 from invitations.domain.model import Invitation, InvitationStatus
 from invitations.service_layer.unit_of_work import InvitationPage, InvitationsUnitOfWork
+from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, InvitationRequested
 
 EMAIL_OUTCOMES_CONSUMER = "invitations.email-outcomes"
 
@@ -48,7 +47,9 @@ async def invite(
         for address in parse_addresses(raw_emails):
             if address.problem is not None or address.email is None:
                 outcome = InviteOutcome(address.problem or "invalid")
-                results.append(InviteResult(address.given, outcome, address.email, reason=address.reason))
+                results.append(
+                    InviteResult(address.given, outcome, address.email, reason=address.reason)
+                )
                 continue
             invitation, token = Invitation.issue(address.email, now=now, ttl=policy.ttl)
             uow.invitations.add(invitation)

@@ -5,9 +5,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from onboarding_shared.unit_of_work import AbstractUnitOfWork
-
 from invitations.domain.model import Invitation, InvitationStatus
+from onboarding_shared.unit_of_work import AbstractUnitOfWork
 
 
 @dataclass(frozen=True)

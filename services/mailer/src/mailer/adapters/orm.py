@@ -5,12 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Column, Enum, Integer, String, Table, Uuid
 from sqlalchemy.orm import registry
 
+from mailer.domain.model import Email, EmailStatus
 from onboarding_shared.db import UtcDateTime, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
-
-from mailer.domain.model import Email, EmailStatus
 
 metadata = new_metadata()
 mapper_registry = registry(metadata=metadata)
@@ -25,7 +24,12 @@ emails = Table(
     Column("recipient", String(320), nullable=False),
     Column(
         "status",
-        Enum(EmailStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            EmailStatus,
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         nullable=False,
     ),
     Column("created_at", UtcDateTime, nullable=False),
@@ -34,13 +38,15 @@ emails = Table(
     Column("last_error", String(1000), nullable=True),
 )
 
-messaging = MessagingTables(outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata))
+messaging = MessagingTables(
+    outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
+)
 
 _mapped = False
 
 
 def map_domain() -> None:
-    global _mapped  # noqa: PLW0603 - mapping is process-wide by nature
+    global _mapped
     if not _mapped:
         mapper_registry.map_imperatively(Email, emails)
         _mapped = True

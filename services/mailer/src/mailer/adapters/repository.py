@@ -32,5 +32,3 @@ class SqlAlchemyEmailRepository(EmailRepository):
     @property
     def _dialect(self) -> str:
         return self._session.get_bind().dialect.name
-
-

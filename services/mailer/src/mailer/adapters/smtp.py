@@ -17,7 +17,9 @@ class SmtpSender:
         self._host = settings.smtp_host
         self._port = settings.smtp_port
         self._username = settings.smtp_username
-        self._password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        self._password = (
+            settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        )
         self._security = settings.smtp_tls
         self._timeout = settings.smtp_timeout_seconds
 

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from typing import Self
 
-from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
-
 from mailer.adapters.repository import SqlAlchemyEmailRepository
 from mailer.service_layer.unit_of_work import MailerUnitOfWork
+from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
 
 
 class SqlAlchemyMailerUnitOfWork(SqlAlchemyUnitOfWork, MailerUnitOfWork):

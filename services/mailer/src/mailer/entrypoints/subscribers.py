@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mailer.service_layer import services
+from mailer.wiring import MailerContext
 from onboarding_shared.contract import Envelope, InvitationRequested
 from onboarding_shared.messaging.consumer import (
     Delivery,
@@ -9,9 +11,6 @@ from onboarding_shared.messaging.consumer import (
     PermanentFailure,
     ReliableConsumer,
 )
-
-from mailer.service_layer import services
-from mailer.wiring import MailerContext
 
 INVITATIONS_QUEUE = "mailer.invitations"
 
@@ -23,7 +22,9 @@ def consumers(context: MailerContext) -> list[ReliableConsumer]:
         return []
     settings = context.settings
 
-    async def on_invitation_requested(event: Envelope[InvitationRequested], delivery: Delivery) -> None:
+    async def on_invitation_requested(
+        event: Envelope[InvitationRequested], delivery: Delivery
+    ) -> None:
         try:
             outgoing = services.invitation_email(event, sender=settings.smtp_from)
         except ValueError as error:

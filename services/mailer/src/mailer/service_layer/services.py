@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, InvitationRequested
-from onboarding_shared.messaging.consumer import Delivery
-
 from mailer.domain.model import Email, EmailStatus, SendError
 from mailer.domain.rendering import InvitationEmail, build_message, render_invitation
 from mailer.service_layer.unit_of_work import MailerUnitOfWork, MailSender
+from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, InvitationRequested
+from onboarding_shared.messaging.consumer import Delivery
 
 INVITATION_KIND = "invitation"
 
@@ -67,7 +66,9 @@ async def deliver(
         try:
             await sender.send(outgoing.message)
         except SendError as error:
-            await _record_failure(uow, email, error, give_up=error.permanent or delivery.is_last_attempt)
+            await _record_failure(
+                uow, email, error, give_up=error.permanent or delivery.is_last_attempt
+            )
             return
         email.mark_sent(datetime.now(UTC))
         uow.emit(
@@ -83,7 +84,9 @@ async def deliver(
         await uow.commit()
 
 
-async def _record_failure(uow: MailerUnitOfWork, email: Email, error: SendError, *, give_up: bool) -> None:
+async def _record_failure(
+    uow: MailerUnitOfWork, email: Email, error: SendError, *, give_up: bool
+) -> None:
     reason = str(error)[:1000] or type(error).__name__
     if not give_up:
         email.mark_retrying(reason)

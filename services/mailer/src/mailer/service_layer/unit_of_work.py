@@ -5,9 +5,8 @@ import uuid
 from email.message import EmailMessage
 from typing import Protocol
 
-from onboarding_shared.unit_of_work import AbstractUnitOfWork
-
 from mailer.domain.model import Email
+from onboarding_shared.unit_of_work import AbstractUnitOfWork
 
 
 class EmailRepository(abc.ABC):

@@ -1,0 +1,53 @@
+# The two commands a newcomer needs: `make run` and `make test`. The rest are for developers.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: install run test lint format unit integration e2e schemas docs bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --all-packages --quiet
+	@touch $@
+
+run: install ## start the four services, a development mail catcher (var/mail/) and nothing else
+	@$(BIN)/python devtools/run.py
+
+test: install lint ## everything: lint, unit, integration and end-to-end tests
+	$(PYTEST) tests
+
+unit: install
+	$(PYTEST) tests/unit
+
+integration: install
+	$(PYTEST) tests/integration
+
+e2e: install
+	$(PYTEST) tests/e2e
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared/src services/*/src devtools
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schemas: install ## write the JSON Schema of every event under docs/schemas/
+	$(BIN)/python -m onboarding_shared.contract.schemas docs/schemas
+
+docs: schemas
+
+bench: install ## print throughput figures measured against the local broker and database
+	$(BIN)/python devtools/bench.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

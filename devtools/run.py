@@ -1,0 +1,101 @@
+"""`make run`: the four services as separate processes with embedded defaults (SQLite under
+var/, a development mail catcher writing var/mail/), stopped together by Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aio_pika
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+BIN = Path(sys.executable).parent
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/")
+
+DEVELOPMENT_DEFAULTS = {
+    "AMQP_URL": AMQP_URL,
+    "WORKSPACE_NAME": "Onboarding Dev",
+    "PUBLIC_URL": "http://localhost:8001",
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": "1025",
+    "SMTP_TLS": "none",
+    "SMTP_FROM": "Onboarding Dev <no-reply@localhost>",
+    "USERS_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/users.db",
+    "INVITATIONS_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/invitations.db",
+    "MAILER_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/mailer.db",
+    "AUTH_LISTENER_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/auth_listener.db",
+}
+
+SERVICES = ("users", "invitations", "mailer", "auth-listener")
+
+
+def broker_answers(url: str) -> bool:
+    async def probe() -> None:
+        connection = await aio_pika.connect(url, timeout=3)
+        await connection.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(probe(), timeout=5))
+    except Exception:
+        return False
+    return True
+
+
+def main() -> int:
+    if not broker_answers(AMQP_URL):
+        print(
+            f"RabbitMQ does not answer at {AMQP_URL.split('@')[-1]}: start it "
+            "(`rabbitmq-server -detached`, or `docker run -d -p 5672:5672 rabbitmq:4-management`) "
+            "or set AMQP_URL.",
+            file=sys.stderr,
+        )
+        return 1
+    (VAR / "mail").mkdir(parents=True, exist_ok=True)
+    environment = {**DEVELOPMENT_DEFAULTS, **os.environ, "AMQP_URL": AMQP_URL}
+    catcher = [
+        sys.executable,
+        str(ROOT / "devtools" / "mailcatcher.py"),
+        "--folder",
+        str(VAR / "mail"),
+    ]
+    commands = [catcher] + [
+        [str(BIN / f"onboarding-{name}"), "serve", "--migrate"] for name in SERVICES
+    ]
+    processes = [subprocess.Popen(command, env=environment, cwd=ROOT) for command in commands]
+    print("users :8001  invitations :8002  mailer :8003  auth-listener :8004  mail -> var/mail/")
+    print("Ctrl-C stops everything.", flush=True)
+    return supervise(processes)
+
+
+def supervise(processes: list[subprocess.Popen[bytes]]) -> int:
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(process.poll() is None for process in processes):
+        time.sleep(0.2)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+    failed = [p for p in processes if p.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
+    return 0 if stopping and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+from auth_listener.adapters.orm import metadata
+from onboarding_shared.db import run_alembic_environment
+
+run_alembic_environment(metadata)

@@ -1,0 +1,11 @@
+from onboarding_shared.runtime import run_cli
+from users.bootstrap import MIGRATIONS, SERVICE, create_app
+from users.settings import load
+
+
+def main() -> None:
+    run_cli(service=SERVICE, load=load, create_app=create_app, migrations=MIGRATIONS)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

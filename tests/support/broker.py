@@ -1,0 +1,147 @@
+"""Broker helpers: a private namespace per test, and a probe that records published events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+# Every queue a service declares, without the prefix; cleaned up after each test namespace.
+KNOWN_QUEUES = (
+    "mailer.invitations",
+    "invitations.email-outcomes",
+)
+RETRY_SUFFIXES = (".retry.0.2s", ".retry.0.5s", ".retry.1s", ".retry.5s", ".retry.30s")
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Exchange and queue names no other test run uses."""
+
+    exchange: str
+    queue_prefix: str
+
+    @classmethod
+    def fresh(cls) -> Namespace:
+        tag = f"t{uuid.uuid4().hex[:10]}"
+        return cls(exchange=f"{tag}.events", queue_prefix=f"{tag}.")
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {"EVENTS_EXCHANGE": self.exchange, "QUEUE_PREFIX": self.queue_prefix}
+
+    def queue(self, name: str) -> str:
+        return f"{self.queue_prefix}{name}"
+
+    async def delete(self, amqp_url: str) -> None:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            for base in KNOWN_QUEUES:
+                for suffix in ("", ".parked", *RETRY_SUFFIXES):
+                    channel = await connection.channel()
+                    with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                        await channel.queue_delete(self.queue(base) + suffix)
+            channel = await connection.channel()
+            for exchange in (self.exchange, f"{self.exchange}.dlx"):
+                try:
+                    await channel.exchange_delete(exchange)
+                except aio_pika.exceptions.AMQPError:
+                    channel = await connection.channel()
+
+
+@dataclass
+class EventProbe:
+    """Binds a private queue to the events exchange and keeps every message it sees."""
+
+    amqp_url: str
+    exchange: str
+    routing_key: str = "#"
+    messages: list[AbstractIncomingMessage] = field(default_factory=list)
+    _connection: Any = None
+
+    async def start(self) -> EventProbe:
+        self._connection = await aio_pika.connect_robust(self.amqp_url)
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(
+            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, self.routing_key)
+        await queue.consume(self._keep, no_ack=True)
+        return self
+
+    async def _keep(self, message: AbstractIncomingMessage) -> None:
+        self.messages.append(message)
+
+    def events(self, routing_key: str | None = None) -> list[dict[str, Any]]:
+        return [
+            json.loads(m.body)
+            for m in self.messages
+            if routing_key is None or m.routing_key == routing_key
+        ]
+
+    async def stop(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+async def publish_raw(
+    amqp_url: str,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    *,
+    message_id: str | None = None,
+    content_type: str = "application/json",
+) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        target = await channel.get_exchange(exchange, ensure=False)
+        await target.publish(
+            aio_pika.Message(
+                body,
+                message_id=message_id or str(uuid.uuid4()),
+                content_type=content_type,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=routing_key,
+            mandatory=True,
+            timeout=10,
+        )
+
+
+async def drain(amqp_url: str, queue_name: str) -> list[AbstractIncomingMessage]:
+    """Take every message waiting in ``queue_name`` (acknowledging them)."""
+    taken = []
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name, ensure=False)
+        while (message := await queue.get(fail=False, timeout=5)) is not None:
+            await message.ack()
+            taken.append(message)
+    return taken
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy, or fail after timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
