@@ -63,6 +63,7 @@ class ServiceRuntime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     broker: RabbitBroker
+    publisher: RabbitPublisher
     relay: OutboxRelay
     consumers: list[ReliableConsumer] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -79,7 +80,7 @@ class ServiceRuntime:
             broker, settings.events_exchange, timeout=settings.publish_timeout_seconds
         )
         relay = OutboxRelay(sessions, tables.outbox, publisher, settings.relay)
-        return cls(service, settings, engine, sessions, broker, relay)
+        return cls(service, settings, engine, sessions, broker, publisher, relay)
 
     async def start(self) -> None:
         for consumer in self.consumers:

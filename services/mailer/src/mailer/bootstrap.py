@@ -12,6 +12,7 @@ from mailer.adapters import orm
 from mailer.adapters.smtp import SmtpSender
 from mailer.adapters.unit_of_work import SqlAlchemyMailerUnitOfWork
 from mailer.entrypoints import http, subscribers
+from mailer.entrypoints.heartbeat import heartbeat
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
 from onboarding_shared.runtime import ServiceRuntime, create_http_app
@@ -39,6 +40,7 @@ def create_app(settings: MailerSettings) -> FastAPI:
     if not settings.smtp_configured:
         log.warning("SMTP_HOST is not set: emails wait in their queue until it is")
     runtime.consumers.extend(subscribers.consumers(context))
+    runtime.background.append(heartbeat(context, runtime.publisher))
     app = create_http_app(runtime, [http.router], title="Onboarding: mailer")
     app.state.context = context
     return app

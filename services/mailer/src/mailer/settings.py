@@ -26,6 +26,7 @@ class MailerSettings(ServiceSettings):
     smtp_tls: SmtpSecurity = SmtpSecurity.STARTTLS
     smtp_from: str = Field(default="Onboarding <no-reply@localhost>", max_length=320)
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    status_interval_seconds: float = Field(default=10.0, gt=0, le=300)
 
     @field_validator("smtp_host", mode="before")
     @classmethod

@@ -130,6 +130,21 @@ class UserActivated(EventData):
     created_at: AwareDatetime | None = None
 
 
+class MailerStatus(EventData):
+    """The mailer's periodic heartbeat: whether it can send. State, not history: each message
+    expires after a few intervals, and only the latest one matters."""
+
+    spec = EventSpec("MailerStatus", "mailer.status", 1)
+
+    smtp_configured: bool
+    last_attempt_ok: bool | None = Field(
+        default=None, description="Whether the last attempt to reach the SMTP server worked."
+    )
+    last_attempt_at: AwareDatetime | None = None
+    interval_seconds: float = Field(gt=0, description="When to expect the next heartbeat.")
+    reported_at: AwareDatetime
+
+
 ALL_EVENTS: tuple[type[EventData], ...] = (
     InvitationRequested,
     InvitationRevoked,
@@ -139,6 +154,7 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     UserUpdated,
     UserLoggedIn,
     UserActivated,
+    MailerStatus,
 )
 
 _BY_TYPE = {(model.spec.event_type, model.spec.version): model for model in ALL_EVENTS}

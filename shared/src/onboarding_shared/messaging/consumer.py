@@ -120,7 +120,7 @@ class ReliableConsumer:
             channel=Channel(prefetch_count=self.queue.prefetch),
             ack_policy=AckPolicy.MANUAL,
             no_reply=True,
-            decoder=_keep_raw_body,
+            decoder=raw_body_decoder,
             title=self.queue.name,
         )(consume)
 
@@ -208,7 +208,7 @@ class ReliableConsumer:
         )
 
 
-async def _keep_raw_body(message: StreamMessage[Any]) -> bytes:
+async def raw_body_decoder(message: StreamMessage[Any]) -> bytes:
     # Decoding is ours to do, so a body that is not JSON is parked with a reason, not rejected.
     return message.body
 

@@ -16,6 +16,8 @@ class OutgoingMessage:
     correlation_id: str
     message_type: str
     headers: dict[str, Any]
+    expiration_seconds: float | None = None  # for state-like messages that go stale
+    mandatory: bool = True  # False only where nobody listening is normal (heartbeats)
 
 
 class Publisher(Protocol):
@@ -37,11 +39,12 @@ class RabbitPublisher:
             exchange=self._exchange,
             routing_key=message.routing_key,
             persist=True,
-            mandatory=True,
+            mandatory=message.mandatory,
             timeout=self._timeout,
             message_id=message.message_id,
             correlation_id=message.correlation_id,
             message_type=message.message_type,
             content_type="application/json",
             headers=message.headers,
+            expiration=message.expiration_seconds,
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import aiosmtplib
 
 from mailer.domain.model import PermanentSendError, TransientSendError
+from mailer.service_layer.unit_of_work import AttemptOutcome
 from mailer.settings import MailerSettings, SmtpSecurity
 
 
@@ -22,8 +24,27 @@ class SmtpSender:
         )
         self._security = settings.smtp_tls
         self._timeout = settings.smtp_timeout_seconds
+        self._last_attempt: AttemptOutcome | None = None
+
+    @property
+    def last_attempt(self) -> AttemptOutcome | None:
+        return self._last_attempt
 
     async def send(self, message: EmailMessage) -> None:
+        reached = False
+        try:
+            await self._send(message)
+            reached = True
+        except PermanentSendError:
+            reached = True  # the server answered; it refused this message
+            raise
+        except TransientSendError as error:
+            reached = error.server_answered
+            raise
+        finally:
+            self._last_attempt = AttemptOutcome(reached_server=reached, at=datetime.now(UTC))
+
+    async def _send(self, message: EmailMessage) -> None:
         try:
             _errors, _response = await aiosmtplib.send(
                 message,
@@ -42,7 +63,9 @@ class SmtpSender:
         except aiosmtplib.SMTPResponseException as error:
             raise _by_code(error.code, f"SMTP {error.code}: {error.message}") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            raise TransientSendError(f"{type(error).__name__}: {error}") from None
+            raise TransientSendError(
+                f"{type(error).__name__}: {error}", server_answered=False
+            ) from None
 
 
 def _by_code(code: int, reason: str) -> TransientSendError | PermanentSendError:

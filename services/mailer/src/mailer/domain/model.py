@@ -60,6 +60,10 @@ class SendError(Exception):
 class TransientSendError(SendError):
     """Worth retrying: connection refused, timeout, 4xx."""
 
+    def __init__(self, reason: str, *, server_answered: bool = True) -> None:
+        super().__init__(reason)
+        self.server_answered = server_answered
+
 
 class PermanentSendError(SendError):
     """Retrying cannot help: 5xx, recipient refused."""

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import abc
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -23,6 +25,16 @@ class MailerUnitOfWork(AbstractUnitOfWork):
     emails: EmailRepository
 
 
+@dataclass(frozen=True)
+class AttemptOutcome:
+    reached_server: bool
+    at: datetime
+
+
 class MailSender(Protocol):
+    @property
+    def last_attempt(self) -> AttemptOutcome | None:
+        """Whether the last attempt reached the SMTP server; None before the first one."""
+
     async def send(self, message: EmailMessage) -> None:
         """Hand the message to the SMTP server; raise TransientSendError or PermanentSendError."""

@@ -1,0 +1,60 @@
+"""The mailer's heartbeat: tells every service whether emails can go out right now."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from mailer.wiring import MailerContext
+from onboarding_shared.contract import MailerStatus, new_event
+from onboarding_shared.messaging.publisher import OutgoingMessage, Publisher
+from onboarding_shared.messaging.status import STALE_AFTER_INTERVALS
+
+log = logging.getLogger(__name__)
+
+
+def current_status(context: MailerContext) -> MailerStatus:
+    last = context.sender.last_attempt if context.sender else None
+    return MailerStatus(
+        smtp_configured=context.settings.smtp_configured,
+        last_attempt_ok=last.reached_server if last else None,
+        last_attempt_at=last.at if last else None,
+        interval_seconds=context.settings.status_interval_seconds,
+        reported_at=datetime.now(UTC),
+    )
+
+
+def heartbeat(
+    context: MailerContext, publisher: Publisher
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A background job. Published directly, not through the outbox: it records no change,
+    and a lost beat is replaced by the next one."""
+    interval = context.settings.status_interval_seconds
+
+    async def beat_forever() -> None:
+        while True:
+            try:
+                await publisher.publish(_message(current_status(context), interval))
+            except Exception as error:  # the broker may be away; the next beat will tell
+                log.warning("mailer heartbeat not published", extra={"error": repr(error)})
+            await asyncio.sleep(interval)
+
+    return beat_forever
+
+
+def _message(status: MailerStatus, interval: float) -> OutgoingMessage:
+    envelope = new_event(status, producer="mailer", correlation_id=str(uuid.uuid4()))
+    return OutgoingMessage(
+        body=envelope.to_json(),
+        routing_key=envelope.routing_key,
+        message_id=str(envelope.event_id),
+        correlation_id=envelope.correlation_id,
+        message_type=envelope.event_type,
+        headers={},
+        expiration_seconds=interval * STALE_AFTER_INTERVALS,
+        mandatory=False,
+    )
