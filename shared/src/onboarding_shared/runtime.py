@@ -51,6 +51,9 @@ def build_broker(settings: ServiceSettings, *, service: str) -> RabbitBroker:
         app_id=service,
         timeout=5,
         reconnect_interval=2.0,
+        # Our JSON logs, and per-message access lines only at DEBUG: logins are a busy stream.
+        logger=logging.getLogger(f"{service}.broker"),
+        log_level=logging.DEBUG,
     )
 
 

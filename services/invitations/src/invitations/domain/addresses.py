@@ -34,9 +34,14 @@ class ParsedAddress:
 
 
 def split_addresses(raw: str | list[str]) -> list[str]:
-    """Split on commas, semicolons, line breaks and whitespace, keeping `Name <address>` whole."""
-    chunks = raw if isinstance(raw, list) else _SEPARATORS.split(raw)
+    """Split on commas, semicolons, line breaks and whitespace, keeping `Name <address>` whole.
+
+    A list is taken as already split: each item is one entry, whatever it contains.
+    """
+    if isinstance(raw, list):
+        return [item.strip() for item in raw if item.strip()]
     entries: list[str] = []
+    chunks = _SEPARATORS.split(raw)
     for chunk in (c.strip() for c in chunks):
         if not chunk:
             continue

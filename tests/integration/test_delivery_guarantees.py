@@ -1,0 +1,141 @@
+"""Guaranteed delivery against the real broker and PostgreSQL: the outbox outlives a broker
+outage, consumers resume after reconnection, and relay replicas never publish a row twice."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import pytest
+from faststream.rabbit import Channel, RabbitBroker
+from sqlalchemy import insert
+
+from invitations.adapters.orm import messaging
+from invitations.bootstrap import MIGRATIONS, create_app
+from invitations.settings import InvitationsSettings
+from onboarding_shared.contract import EmailSent, UserActivated, new_event
+from onboarding_shared.db import create_engine, session_factory
+from onboarding_shared.messaging.outbox import OutboxRelay, RelaySettings, outbox_row
+from onboarding_shared.messaging.publisher import RabbitPublisher
+from tests.support.broker import EventProbe, Namespace, eventually, publish_raw
+from tests.support.databases import DatabaseFactory
+from tests.support.factories import service_settings
+from tests.support.services import in_process
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+
+def through(proxy: TcpProxy, amqp_url: str) -> str:
+    parts = urlsplit(amqp_url)
+    return parts._replace(
+        netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
+    ).geturl()
+
+
+async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_it_returns(
+    databases: DatabaseFactory, amqp_url: str, namespace: Namespace, probe: EventProbe
+) -> None:
+    target = urlsplit(amqp_url)
+    proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
+    database_url = await databases.create_migrated("invitations", MIGRATIONS)
+    settings = InvitationsSettings(
+        **service_settings(namespace, through(proxy, amqp_url), database_url)
+    )
+    try:
+        async with in_process(create_app, settings) as client:
+            await proxy.cut()
+            await eventually(lambda: client.get("/ready"), timeout=10)
+            assert (await client.get("/ready")).status_code == 503
+
+            response = await client.post(
+                "/api/v1/invitations", json={"emails": "x@example.com, y@example.com"}
+            )
+            assert response.status_code == 202
+            await asyncio.sleep(1.5)  # the relay tries, and fails, meanwhile
+            relay: OutboxRelay = client.app.state.runtime.relay  # type: ignore[attr-defined]
+            assert (await relay.stats()).pending == 2
+            assert probe.events("invitation.requested.v1") == []
+
+            await proxy.restore()
+            requested = await eventually(
+                lambda: len(probe.events("invitation.requested.v1")) == 2, timeout=60
+            )
+            assert requested
+            assert (await relay.stats()).pending == 0
+
+            # The consumer reconnected too: an outcome published now is applied.
+            invitation_id = response.json()["results"][0]["invitation_id"]
+            sent = new_event(
+                EmailSent(
+                    email_id=uuid.uuid4(),
+                    kind="invitation",
+                    reference_id=invitation_id,
+                    recipient="x@example.com",
+                    attempts=1,
+                    sent_at=datetime.now(UTC),
+                ),
+                producer="tests",
+            )
+            await publish_raw(amqp_url, namespace.exchange, "email.sent.v1", sent.to_json())
+
+            async def marked_sent() -> bool:
+                listing = (
+                    await client.get("/api/v1/invitations", params={"status": "sent"})
+                ).json()
+                return [item["id"] for item in listing["items"]] == [invitation_id]
+
+            assert await eventually(marked_sent, timeout=30)
+    finally:
+        await proxy.cut()
+
+
+async def test_relay_replicas_share_the_outbox_and_publish_each_row_once(
+    databases: DatabaseFactory, amqp_url: str, namespace: Namespace, probe: EventProbe
+) -> None:
+    database_url = await databases.create_migrated("invitations", MIGRATIONS)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    rows = [
+        outbox_row(
+            new_event(
+                UserActivated(user_id=uuid.uuid4(), activated_at=datetime.now(UTC)), producer="t"
+            )
+        )
+        for _ in range(300)
+    ]
+    async with sessions() as session, session.begin():
+        await session.execute(insert(messaging.outbox), rows)
+
+    brokers = [
+        RabbitBroker(amqp_url, default_channel=Channel(on_return_raises=True)) for _ in range(2)
+    ]
+    relays = []
+    for broker in brokers:
+        await broker.connect()
+        publisher = RabbitPublisher(broker, namespace.exchange, timeout=10)
+        relays.append(
+            OutboxRelay(sessions, messaging.outbox, publisher, RelaySettings(batch_size=25))
+        )
+
+    async def drain_outbox(relay: OutboxRelay) -> int:
+        published = 0
+        while (count := await relay.relay_once()) > 0:
+            published += count
+        return published
+
+    try:
+        counts = await asyncio.gather(*(drain_outbox(relay) for relay in relays))
+        await eventually(lambda: len(probe.events("user.activated.v1")) >= 300, timeout=30)
+        await asyncio.sleep(0.5)  # let any duplicate arrive
+    finally:
+        for broker in brokers:
+            await broker.stop()
+        await engine.dispose()
+
+    ids = [event["event_id"] for event in probe.events("user.activated.v1")]
+    assert len(ids) == 300 == len(set(ids))
+    assert sum(counts) == 300
+    assert all(count > 0 for count in counts), f"one replica did all the work: {counts}"
