@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email
+import email.policy
 import signal
 import time
 import uuid
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,23 @@ class SaveToFolder:
         folder.mkdir(parents=True, exist_ok=True)
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.eml"
-        (self.folder / name).write_bytes(envelope.original_content or envelope.content)
-        print(f"mail for {', '.join(envelope.rcpt_tos)} saved as {self.folder / name}", flush=True)
+        raw: bytes = envelope.original_content or envelope.content
+        stem = self.folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        stem.with_suffix(".eml").write_bytes(raw)
+        stem.with_suffix(".txt").write_text(readable(raw))
+        print(f"mail for {', '.join(envelope.rcpt_tos)} saved as {stem}.eml (and .txt)", flush=True)
         return "250 Message accepted for delivery"
+
+
+def readable(raw: bytes) -> str:
+    """Headers and the decoded plain-text part: links intact, no quoted-printable breaks."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    headers = "".join(
+        f"{name}: {message[name]}\n" for name in ("From", "To", "Subject", "Date") if message[name]
+    )
+    text = message.get_body(preferencelist=("plain",))
+    return headers + "\n" + (str(text.get_content()) if text is not None else "(no text part)\n")
 
 
 async def serve(host: str, port: int, folder: Path) -> None:

@@ -4,6 +4,7 @@ var/, a development mail catcher writing var/mail/), stopped together by Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/")
 
 DEVELOPMENT_DEFAULTS = {
     "AMQP_URL": AMQP_URL,
+    "LOG_FORMAT": "console",
     "WORKSPACE_NAME": "Onboarding Dev",
     "PUBLIC_URL": "http://localhost:8001",
     "SMTP_HOST": "127.0.0.1",
@@ -36,6 +38,8 @@ SERVICES = ("users", "invitations", "mailer", "auth-listener")
 
 
 def broker_answers(url: str) -> bool:
+    logging.getLogger("aio_pika").setLevel(logging.CRITICAL)  # our one line says it better
+
     async def probe() -> None:
         connection = await aio_pika.connect(url, timeout=3)
         await connection.close()

@@ -15,8 +15,9 @@ MESSAGES_HANDLED = Counter(
 )
 
 
-def configure_logging(level: str = "INFO", *, service: str) -> None:
-    """One JSON object per line on stdout, for our logs and those of the libraries we use."""
+def configure_logging(level: str = "INFO", *, service: str, json_lines: bool = True) -> None:
+    """One JSON object per line on stdout (or readable lines for a developer's terminal), for
+    our logs and those of the libraries we use."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -28,13 +29,17 @@ def configure_logging(level: str = "INFO", *, service: str) -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
+    renderer: list[structlog.types.Processor] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        if json_lines
+        else [structlog.dev.ConsoleRenderer(colors=False)]
+    )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _add_service(service),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            *renderer,
         ],
     )
     handler = logging.StreamHandler(sys.stdout)

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from onboarding_shared.auth import TokenVerificationSettings
 from onboarding_shared.correlation import use_correlation_id
 from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.messaging.consumer import ReliableConsumer
@@ -70,6 +71,8 @@ class ServiceRuntime:
     relay: OutboxRelay
     consumers: list[ReliableConsumer] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Run once, in order, before anything consumes or serves (e.g. seeding the first account).
+    startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -86,6 +89,8 @@ class ServiceRuntime:
         return cls(service, settings, engine, sessions, broker, publisher, relay)
 
     async def start(self) -> None:
+        for step in self.startup:
+            await step()
         for consumer in self.consumers:
             consumer.subscribe(self.broker)
         try:
@@ -153,6 +158,8 @@ def create_http_app(
     app = FastAPI(title=title, lifespan=lifespan)
     app.add_middleware(CorrelationMiddleware)
     app.state.runtime = runtime
+    if isinstance(runtime.settings, TokenVerificationSettings):
+        app.state.token_verifier = runtime.settings.token_verifier()
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:
@@ -198,7 +205,7 @@ def run_cli(
     arguments = parser.parse_args()
 
     settings = load()
-    configure_logging(settings.log_level, service=service)
+    configure_logging(settings.log_level, service=service, json_lines=settings.log_format == "json")
     if arguments.command == "migrate" or arguments.migrate:
         migrate(settings.database_url, migrations)
     if arguments.command == "serve":

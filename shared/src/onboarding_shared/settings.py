@@ -35,6 +35,7 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     graceful_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     log_level: str = Field(default="INFO", pattern="(?i)^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: str = Field(default="json", pattern="^(json|console)$")
 
     @field_validator("database_url")
     @classmethod
@@ -68,11 +69,14 @@ class ServiceSettings(BaseSettings):
             batch_size=self.outbox_batch_size, poll_interval=self.outbox_poll_interval_seconds
         )
 
-    def consumer_queue(self, name: str, *routing_keys: str) -> ConsumerQueue:
-        """This service's queue ``name`` bound to ``routing_keys`` on the events exchange."""
+    def consumer_queue(self, name: str, *routing_keys: str | Binding) -> ConsumerQueue:
+        """This service's queue ``name`` bound to ``routing_keys`` on the events exchange (or,
+        given as a Binding, on another exchange)."""
         return ConsumerQueue(
             name=f"{self.queue_prefix}{name}",
-            bindings=tuple(Binding(key) for key in routing_keys),
+            bindings=tuple(
+                key if isinstance(key, Binding) else Binding(key) for key in routing_keys
+            ),
             retry_delays=self.retry_delays_seconds,
             prefetch=self.prefetch,
             events_exchange=self.events_exchange,
