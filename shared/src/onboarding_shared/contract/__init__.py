@@ -20,6 +20,7 @@ from onboarding_shared.contract.events import (
     UserLoggedIn,
     UserStatus,
     UserUpdated,
+    WelcomeEmailRequested,
     spec_for,
     spec_for_type,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "UserLoggedIn",
     "UserStatus",
     "UserUpdated",
+    "WelcomeEmailRequested",
     "new_event",
     "spec_for",
     "spec_for_type",

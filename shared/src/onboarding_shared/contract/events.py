@@ -130,6 +130,30 @@ class UserActivated(EventData):
     created_at: AwareDatetime | None = None
 
 
+class WelcomeEmailRequested(EventData):
+    """An admin created an account and asked for a welcome email. Carries all the mailer needs.
+
+    `set_password_url`, when present, contains a single-use secret: restrict who may bind to
+    this key. A password never travels in an event.
+    """
+
+    spec = EventSpec("WelcomeEmailRequested", "user.welcome_email_requested", 1)
+
+    user_id: uuid.UUID
+    email: str = Email
+    name: str = Field(max_length=200)
+    username: str = Field(max_length=100)
+    workspace_name: str = Field(max_length=200)
+    login_url: str = Field(max_length=2000, description="Where the user logs in.")
+    set_password_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="`{PUBLIC_URL}/set-password#token=...`: single use, expiring. Absent when "
+        "the admin chose the password.",
+    )
+    set_password_expires_at: AwareDatetime | None = None
+
+
 class MailerStatus(EventData):
     """The mailer's periodic heartbeat: whether it can send. State, not history: each message
     expires after a few intervals, and only the latest one matters."""
@@ -154,6 +178,7 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     UserUpdated,
     UserLoggedIn,
     UserActivated,
+    WelcomeEmailRequested,
     MailerStatus,
 )
 
