@@ -1,0 +1,1 @@
+"""Command-line tools for operators, installed with the shared package."""
