@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from onboarding_shared.messaging.status import MailerStatusWatcher
 from onboarding_shared.runtime import ServiceRuntime, create_http_app
 from users.adapters import orm
+from users.adapters.images import PillowAvatarProcessor
+from users.adapters.mailer_status import HeartbeatSmtpStatus
+from users.adapters.passwords import Argon2PasswordHasher
+from users.adapters.tokens import JwtTokenIssuer
+from users.adapters.unit_of_work import SqlAlchemyUsersUnitOfWork
+from users.domain.passwords import PasswordPolicy
+from users.entrypoints import http, pages, subscribers
+from users.service_layer import services
+from users.service_layer.services import AccountPolicy, AdminSeed, NoAdminConfigured
 from users.settings import UsersSettings
+from users.wiring import UsersContext
 
 SERVICE = "users"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,4 +30,60 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: UsersSettings) -> FastAPI:
     orm.map_domain()
     runtime = ServiceRuntime.create(SERVICE, settings, orm.messaging)
-    return create_http_app(runtime, [], title="Onboarding: users")
+    mailer_status = MailerStatusWatcher(settings.events_exchange, service=SERVICE)
+    mailer_status.subscribe(runtime.broker)
+    context = UsersContext(
+        settings=settings,
+        uow=partial(
+            SqlAlchemyUsersUnitOfWork,
+            runtime.sessions,
+            orm.messaging,
+            producer=SERVICE,
+            on_commit=runtime.relay.notify,
+        ),
+        policy=AccountPolicy(
+            passwords=PasswordPolicy(min_length=settings.password_min_length),
+            workspace_name=settings.workspace_name,
+            public_url=settings.public_url,
+            password_link_ttl=timedelta(hours=settings.password_link_ttl_hours),
+        ),
+        hasher=Argon2PasswordHasher(),
+        tokens=JwtTokenIssuer(
+            settings.auth_private_key.get_secret_value(),
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            ttl=timedelta(minutes=settings.access_token_ttl_minutes),
+        ),
+        avatars=PillowAvatarProcessor(
+            max_bytes=settings.avatar_max_bytes,
+            max_pixels=settings.avatar_max_pixels,
+            size=settings.avatar_size,
+        ),
+        smtp_status=HeartbeatSmtpStatus(mailer_status),
+    )
+    runtime.startup.append(partial(seed_first_admin, context))
+    runtime.consumers.extend(subscribers.consumers(context))
+    app = create_http_app(runtime, [*http.routers, pages.router], title="Onboarding: users")
+    for error, handler in http.ERROR_HANDLERS.items():
+        app.add_exception_handler(error, handler)
+    app.state.context = context
+    return app
+
+
+async def seed_first_admin(context: UsersContext) -> None:
+    settings = context.settings
+    seed = (
+        AdminSeed(
+            settings.admin_username,
+            settings.admin_email,
+            settings.admin_password.get_secret_value(),
+        )
+        if settings.admin_username and settings.admin_email and settings.admin_password
+        else None
+    )
+    try:
+        await services.seed_first_admin(
+            context.uow(), seed, policy=context.policy, hasher=context.hasher, now=datetime.now(UTC)
+        )
+    except NoAdminConfigured as error:
+        raise SystemExit(f"cannot start the users service: {error}") from None

@@ -1,16 +1,100 @@
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from datetime import timedelta
+from typing import Annotated
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from onboarding_shared.auth import TokenVerificationSettings, load_public_keys, pem_from_environment
 from onboarding_shared.settings import ServiceSettings, load_settings
+from users.adapters.tokens import load_private_key
+from users.domain.throttling import ThrottlePolicy
 
 
-class UsersSettings(ServiceSettings):
+class UsersSettings(ServiceSettings, TokenVerificationSettings):
     database_url: str = Field(
         default="sqlite+aiosqlite:///var/users.db",
         validation_alias=AliasChoices("USERS_DATABASE_URL", "DATABASE_URL"),
     )
     http_port: int = Field(default=8001, ge=1, le=65535)
+    workspace_name: str = Field(default="Onboarding", min_length=1, max_length=200)
+    public_url: str = Field(
+        default="http://localhost:8001", description="Base of the links in welcome emails."
+    )
+
+    auth_private_key: Annotated[SecretStr, BeforeValidator(pem_from_environment)] = Field(
+        description="PEM private key (Ed25519 or RSA) that signs access tokens."
+    )
+    access_token_ttl_minutes: int = Field(default=60, ge=1, le=24 * 60)
+
+    admin_username: str | None = None
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+
+    password_min_length: int = Field(default=10, ge=8, le=128)
+    password_link_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
+
+    login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
+    login_max_failures_per_address: int = Field(default=50, ge=1, le=100_000)
+    login_failure_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    login_lockout_seconds: int = Field(default=300, ge=1, le=86_400)
+
+    avatar_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    avatar_max_pixels: int = Field(default=25_000_000, ge=1, le=100_000_000)
+    avatar_size: int = Field(default=256, ge=32, le=1024)
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("auth_private_key")
+    @classmethod
+    def _private_key(cls, value: SecretStr) -> SecretStr:
+        load_private_key(value.get_secret_value())
+        return value
+
+    @field_validator("admin_username", "admin_email", "admin_password", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UsersSettings:
+        given = [self.admin_username, self.admin_email, self.admin_password]
+        if any(value is not None for value in given) and not all(v is not None for v in given):
+            raise ValueError("ADMIN_USERNAME, ADMIN_EMAIL and ADMIN_PASSWORD go together")
+        own_public_key = (
+            load_private_key(self.auth_private_key.get_secret_value())
+            .public_key()
+            .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        )
+        accepted = [
+            key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+            for key in load_public_keys(self.auth_public_key)
+        ]
+        if own_public_key not in accepted:
+            raise ValueError("AUTH_PUBLIC_KEY does not contain the public half of AUTH_PRIVATE_KEY")
+        return self
+
+    @property
+    def throttling(self) -> ThrottlePolicy:
+        return ThrottlePolicy(
+            max_failures_per_account=self.login_max_failures_per_account,
+            max_failures_per_address=self.login_max_failures_per_address,
+            window=timedelta(seconds=self.login_failure_window_seconds),
+            lockout=timedelta(seconds=self.login_lockout_seconds),
+        )
 
 
 def load() -> UsersSettings:

@@ -2,20 +2,96 @@
 
 from __future__ import annotations
 
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Uuid,
+)
 from sqlalchemy.orm import registry
 
-from onboarding_shared.db import new_metadata
+from onboarding_shared.db import UtcDateTime, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
+from users.domain.model import User, UserStatus
+from users.domain.throttling import LoginThrottle
 
 metadata = new_metadata()
 mapper_registry = registry(metadata=metadata)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False, unique=True),
+    Column("username", String(64), nullable=False),
+    Column("username_key", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("is_admin", Boolean, nullable=False),
+    Column(
+        "status",
+        Enum(
+            UserStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
+        ),
+        nullable=False,
+    ),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("require_password_change", Boolean, nullable=False),
+    Column("nickname", String(120), nullable=True),
+    Column("bio", String(260), nullable=True),
+    Column("status_text", String(120), nullable=True),
+    Column("first_login_at", UtcDateTime, nullable=True),
+    Column("deactivated_at", UtcDateTime, nullable=True),
+    Column("password_link_hash", String(64), nullable=True, unique=True),
+    Column("password_link_expires_at", UtcDateTime, nullable=True),
+    Column("avatar_etag", String(64), nullable=True),
+    Index("ix_users_created", "created_at", "id"),
+    Index("ix_users_status_created", "status", "created_at"),
+    Index("ix_users_is_admin", "is_admin"),
+)
+
+login_throttles = Table(
+    "login_throttles",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_started_at", UtcDateTime, nullable=False),
+    Column("blocked_until", UtcDateTime, nullable=True),
+)
+
+avatars = Table(
+    "avatars",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("media_type", String(50), nullable=False),
+    Column("etag", String(64), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
 
 messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
 
+_mapped = False
+
 
 def map_domain() -> None:
-    """Nothing to map yet."""
+    global _mapped
+    if not _mapped:
+        mapper_registry.map_imperatively(User, users)
+        mapper_registry.map_imperatively(LoginThrottle, login_throttles)
+        _mapped = True

@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from users.adapters.orm import avatars, login_throttles, users
+from users.domain.avatars import Avatar
+from users.domain.model import User, UserStatus
+from users.domain.throttling import LoginThrottle
+from users.service_layer.unit_of_work import (
+    AvatarRepository,
+    ThrottleRepository,
+    UserPage,
+    UserRepository,
+)
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
+class SqlAlchemyUserRepository(UserRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, user: User) -> None:
+        self._session.add(user)
+
+    async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
+        query = select(User).where(users.c.id == user_id)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return (await self._session.scalars(query)).first()
+
+    async def find_by_login(self, login_key: str) -> User | None:
+        query = select(User).where(
+            or_(users.c.email_key == login_key, users.c.username_key == login_key)
+        )
+        # An email never matches a username (no @ allowed there): at most one row.
+        return (await self._session.scalars(query.limit(1))).first()
+
+    async def email_taken(self, email_key: str, *, besides: uuid.UUID | None = None) -> bool:
+        return await self._taken(users.c.email_key == email_key, besides)
+
+    async def username_taken(self, username_key: str, *, besides: uuid.UUID | None = None) -> bool:
+        return await self._taken(users.c.username_key == username_key, besides)
+
+    async def _taken(self, condition: Any, besides: uuid.UUID | None) -> bool:
+        where = [condition] if besides is None else [condition, users.c.id != besides]
+        return bool(await self._session.scalar(select(exists().where(*where))))
+
+    async def find_by_password_link(self, link_hash: str) -> User | None:
+        query = (
+            select(User)
+            .where(users.c.password_link_hash == link_hash)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.scalars(query)).first()
+
+    async def any_admin(self) -> bool:
+        return bool(await self._session.scalar(select(exists().where(users.c.is_admin))))
+
+    async def lock_admin_ids(self) -> set[uuid.UUID]:
+        query = (
+            select(users.c.id)
+            .where(users.c.is_admin, users.c.status != UserStatus.DEACTIVATED)
+            .order_by(users.c.id)
+            .with_for_update()
+        )
+        return set((await self._session.scalars(query)).all())
+
+    async def list(
+        self, *, status: UserStatus | None, search: str | None, limit: int, offset: int
+    ) -> UserPage:
+        where: list[Any] = []
+        if status is not None:
+            where.append(users.c.status == status)
+        if search:
+            pattern = "%" + _escape_like(search.strip().lower()) + "%"
+            where.append(
+                or_(
+                    func.lower(users.c.name).like(pattern, escape="\\"),
+                    users.c.username_key.like(pattern, escape="\\"),
+                    users.c.email_key.like(pattern, escape="\\"),
+                )
+            )
+        total = await self._session.scalar(select(func.count()).select_from(users).where(*where))
+        query = (
+            select(User)
+            .where(*where)
+            # The id breaks ties, so pages never repeat or skip an account.
+            .order_by(users.c.created_at.desc(), users.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        items = (await self._session.scalars(query)).all()
+        return UserPage(items=items, total=total or 0)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SqlAlchemyThrottleRepository(ThrottleRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, key: str) -> LoginThrottle | None:
+        return await self._session.get(LoginThrottle, key)
+
+    async def lock_or_create(self, throttle: LoginThrottle) -> LoginThrottle:
+        insert = _insert_for(self._session)
+        await self._session.execute(
+            insert(login_throttles)
+            .values(
+                key=throttle.key,
+                failures=throttle.failures,
+                window_started_at=throttle.window_started_at,
+                blocked_until=throttle.blocked_until,
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        query = (
+            select(LoginThrottle)
+            .where(login_throttles.c.key == throttle.key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.scalars(query)).one()
+
+
+class SqlAlchemyAvatarRepository(AvatarRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, user_id: uuid.UUID) -> Avatar | None:
+        row = (
+            await self._session.execute(select(avatars).where(avatars.c.user_id == user_id))
+        ).first()
+        if row is None:
+            return None
+        return Avatar(row.user_id, row.content, row.media_type, row.etag, row.updated_at)
+
+    async def put(self, avatar: Avatar) -> None:
+        insert = _insert_for(self._session)
+        values = {
+            "user_id": avatar.user_id,
+            "content": avatar.content,
+            "media_type": avatar.media_type,
+            "etag": avatar.etag,
+            "updated_at": avatar.updated_at,
+        }
+        statement = insert(avatars).values(values)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["user_id"],
+                set_={name: statement.excluded[name] for name in values if name != "user_id"},
+            )
+        )
+
+    async def delete(self, user_id: uuid.UUID) -> None:
+        await self._session.execute(delete(avatars).where(avatars.c.user_id == user_id))

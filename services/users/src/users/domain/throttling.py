@@ -1,0 +1,60 @@
+"""Slowing down password guessing: failures are counted per account and per client address in
+a window; past the limit, logins from there are refused until the lockout ends."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    max_failures_per_account: int = 5
+    max_failures_per_address: int = 50
+    window: timedelta = timedelta(minutes=15)
+    lockout: timedelta = timedelta(minutes=5)
+
+
+def account_key(identifier: str) -> str:
+    return f"account:{identifier.strip().lower()}"
+
+
+def address_key(address: str) -> str:
+    return f"address:{address}"
+
+
+@dataclass(eq=False)
+class LoginThrottle:
+    """Failed logins for one key (an account or a client address)."""
+
+    key: str
+    failures: int
+    window_started_at: datetime
+    blocked_until: datetime | None = None
+
+    @classmethod
+    def fresh(cls, key: str, now: datetime) -> LoginThrottle:
+        return cls(key=key, failures=0, window_started_at=now)
+
+    def retry_after(self, now: datetime) -> int | None:
+        """Seconds until a login may be tried again, or None when it may now."""
+        if self.blocked_until is None or now >= self.blocked_until:
+            return None
+        return max(1, math.ceil((self.blocked_until - now).total_seconds()))
+
+    def record_failure(self, now: datetime, *, limit: int, policy: ThrottlePolicy) -> None:
+        if now - self.window_started_at >= policy.window:
+            self.failures = 0
+            self.window_started_at = now
+        self.failures += 1
+        if self.failures >= limit:
+            self.blocked_until = now + policy.lockout
+            # The next window starts after the lockout: one more failure blocks again.
+            self.failures = limit - 1
+            self.window_started_at = now + policy.lockout
+
+    def reset(self, now: datetime) -> None:
+        self.failures = 0
+        self.window_started_at = now
+        self.blocked_until = None

@@ -1,0 +1,530 @@
+"""Use cases of the users service. Each change runs in one unit of work: state and events
+commit together or not at all. Password hashing (slow on purpose) runs outside transactions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from onboarding_shared.auth import Principal
+from onboarding_shared.contract import (
+    Envelope,
+    UserActivated,
+    UserCreated,
+    UserLoggedIn,
+    UserUpdated,
+    WelcomeEmailRequested,
+)
+from users.domain import rules
+from users.domain.avatars import Avatar
+from users.domain.model import (
+    LastAdmin,
+    NewUser,
+    NotAllowed,
+    User,
+    UserStatus,
+    checked_changes,
+)
+from users.domain.passwords import PasswordPolicy, hash_link_token, random_password
+from users.domain.rules import ADMIN_ROLE, FieldProblem, InvalidFields
+from users.domain.throttling import LoginThrottle, ThrottlePolicy, account_key, address_key
+from users.service_layer.ports import (
+    AvatarProcessor,
+    IssuedToken,
+    PasswordHasher,
+    SmtpStatusSource,
+    TokenIssuer,
+)
+from users.service_layer.unit_of_work import DuplicateField, UserPage, UsersUnitOfWork
+
+log = logging.getLogger(__name__)
+
+ACTIVATIONS_CONSUMER = "users.activations"
+LOGIN_SOURCE = "onboarding"
+
+
+class NotFound(Exception):
+    """No account with this id."""
+
+
+class InvalidLink(Exception):
+    """The set-password link is unknown, used, expired, or its account deactivated."""
+
+
+class LoginRefused(Exception):
+    """Wrong login or password: deliberately the same for both."""
+
+
+class AccountDeactivated(Exception):
+    """The password was right, but the account may not log in."""
+
+
+class LoginThrottled(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; retry in {retry_after}s")
+        self.retry_after = retry_after
+
+
+class NoAdminConfigured(Exception):
+    """No admin exists and none can be created from the settings."""
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    passwords: PasswordPolicy
+    workspace_name: str
+    public_url: str
+    password_link_ttl: timedelta
+
+    @property
+    def login_url(self) -> str:
+        return f"{self.public_url}/"
+
+    def set_password_url(self, token: str) -> str:
+        # In the fragment, so the token never reaches a server log or a Referer header.
+        return f"{self.public_url}/set-password#token={token}"
+
+
+class WelcomeEmailStatus(StrEnum):
+    NOT_REQUESTED = "not_requested"
+    QUEUED = "queued"
+    WAITING_FOR_SMTP = "waiting_for_smtp"
+
+
+@dataclass(frozen=True)
+class WelcomeEmail:
+    status: WelcomeEmailStatus
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedUser:
+    user: User
+    welcome_email: WelcomeEmail
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    login: str
+    password: str
+    address: str
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    user: User
+    token: IssuedToken
+
+
+@dataclass(frozen=True)
+class AdminSeed:
+    username: str
+    email: str
+    password: str
+    name: str = "Administrator"
+
+
+# Creating and editing accounts
+
+
+async def create_user(
+    uow: UsersUnitOfWork,
+    new: NewUser,
+    *,
+    actor: Principal,
+    policy: AccountPolicy,
+    hasher: PasswordHasher,
+    smtp_status: SmtpStatusSource,
+    now: datetime,
+) -> CreatedUser:
+    """A pending account, UserCreated and, if asked, WelcomeEmailRequested, all in one commit."""
+    checked = new.checked(policy.passwords)
+    if ADMIN_ROLE in checked.roles and not actor.is_admin:
+        raise NotAllowed("only an admin may grant the admin role")
+    password_hash = await hasher.hash(checked.password or random_password())
+    async with uow:
+        await _refuse_duplicates(uow, email=checked.email, username=checked.username)
+        user = User.register(checked, password_hash=password_hash, now=now)
+        uow.users.add(user)
+        uow.emit(_created(user))
+        if checked.send_welcome_email:
+            token = (
+                user.issue_password_link(now=now, ttl=policy.password_link_ttl)
+                if checked.set_random_password
+                else None
+            )
+            uow.emit(_welcome(user, token, policy))
+        await uow.commit()
+    return CreatedUser(user, _welcome_status(checked.send_welcome_email, smtp_status))
+
+
+async def update_user(
+    uow: UsersUnitOfWork,
+    user_id: uuid.UUID,
+    changes: Mapping[str, Any],
+    *,
+    actor: Principal,
+    now: datetime,
+) -> User:
+    checked = checked_changes(changes)
+    if ADMIN_ROLE in checked.get("roles", ()) and not actor.is_admin:
+        raise NotAllowed("only an admin may grant the admin role")
+    async with uow:
+        # Lock the admins first, then the account: every editor takes locks in that order.
+        admins = (
+            await uow.users.lock_admin_ids() if {"roles", "deactivated"} & set(checked) else None
+        )
+        user = await _existing(uow, user_id, for_update=True)
+        was_admin = user.counts_as_admin
+        changed = user.apply(checked, now=now)
+        if admins is not None and was_admin and not user.counts_as_admin and admins <= {user.id}:
+            raise LastAdmin("the workspace needs at least one admin who can log in")
+        if {"email", "username"} & changed:
+            await _refuse_duplicates(
+                uow,
+                email=user.email if "email" in changed else None,
+                username=user.username if "username" in changed else None,
+                besides=user.id,
+            )
+        if changed:
+            uow.emit(_updated(user, now))
+            await uow.commit()
+    return user
+
+
+async def _refuse_duplicates(
+    uow: UsersUnitOfWork,
+    *,
+    email: str | None,
+    username: str | None,
+    besides: uuid.UUID | None = None,
+) -> None:
+    taken = []
+    if email is not None and await uow.users.email_taken(rules.email_key(email), besides=besides):
+        taken.append("email")
+    if username is not None and await uow.users.username_taken(
+        rules.username_key(username), besides=besides
+    ):
+        taken.append("username")
+    if taken:
+        raise DuplicateField(*taken)
+
+
+async def get_user(uow: UsersUnitOfWork, user_id: uuid.UUID) -> User:
+    async with uow:
+        return await _existing(uow, user_id)
+
+
+async def list_users(
+    uow: UsersUnitOfWork,
+    *,
+    status: UserStatus | None,
+    search: str | None,
+    limit: int,
+    offset: int,
+) -> UserPage:
+    async with uow:
+        return await uow.users.list(status=status, search=search, limit=limit, offset=offset)
+
+
+async def _existing(uow: UsersUnitOfWork, user_id: uuid.UUID, *, for_update: bool = False) -> User:
+    user = await uow.users.get(user_id, for_update=for_update)
+    if user is None:
+        raise NotFound(str(user_id))
+    return user
+
+
+# The first admin
+
+
+async def seed_first_admin(
+    uow: UsersUnitOfWork,
+    seed: AdminSeed | None,
+    *,
+    policy: AccountPolicy,
+    hasher: PasswordHasher,
+    now: datetime,
+) -> User | None:
+    """Create the admin from the settings unless an admin exists; safe to run on every start of
+    every replica (a concurrent replica's insert wins, and this one finds it)."""
+    async with uow:
+        if await uow.users.any_admin():
+            return None
+    if seed is None:
+        raise NoAdminConfigured(
+            "no admin account exists: set ADMIN_USERNAME, ADMIN_EMAIL and ADMIN_PASSWORD"
+        )
+    new = NewUser(
+        email=seed.email,
+        name=seed.name,
+        username=seed.username,
+        password=seed.password,
+        roles=(ADMIN_ROLE,),
+        verified=True,
+    )
+    system = Principal(user_id=uuid.UUID(int=0), roles=frozenset({ADMIN_ROLE}))
+    try:
+        created = await create_user(
+            uow,
+            new,
+            actor=system,
+            policy=policy,
+            hasher=hasher,
+            smtp_status=_NoEmail(),
+            now=now,
+        )
+    except DuplicateField as duplicate:
+        async with uow:
+            if await uow.users.any_admin():
+                return None  # another replica created it a moment ago
+        raise NoAdminConfigured(
+            f"no admin exists, and ADMIN_{duplicate.fields[0].upper()} belongs to another "
+            "account: choose another"
+        ) from None
+    except InvalidFields as invalid:
+        names = ", ".join(
+            f"ADMIN_{field.upper()}: {msg}" for field, msg in invalid.problems.items()
+        )
+        raise NoAdminConfigured(f"cannot create the first admin ({names})") from None
+    log.info("first admin created", extra={"username": created.user.username})
+    return created.user
+
+
+class _NoEmail:
+    def smtp_configured(self) -> bool | None:
+        return None
+
+
+# Logging in and passwords
+
+
+async def log_in(
+    uow: UsersUnitOfWork,
+    attempt: LoginAttempt,
+    *,
+    hasher: PasswordHasher,
+    tokens: TokenIssuer,
+    throttling: ThrottlePolicy,
+    now: datetime,
+) -> LoggedIn:
+    """A token and UserLoggedIn, or LoginRefused / LoginThrottled / AccountDeactivated."""
+    login_key = attempt.login.strip().lower()
+    async with uow:
+        user = await uow.users.find_by_login(login_key) if login_key else None
+        keys = _throttle_keys(throttling, user, login_key, attempt.address)
+        await _refuse_if_throttled(uow, keys, now)
+    # An unknown account still costs one hash check, so timing does not reveal it.
+    if not await hasher.verify(user.password_hash if user else None, attempt.password):
+        await _record_failure(uow, keys, throttling, now)
+        raise LoginRefused()
+    assert user is not None
+    if not user.can_log_in:
+        raise AccountDeactivated()
+    async with uow:
+        await _forget_failures(uow, keys[0][0], now)
+        uow.emit(
+            UserLoggedIn(
+                user_id=user.id,
+                email=user.email,
+                username=user.username,
+                logged_in_at=now,
+                source=LOGIN_SOURCE,
+            )
+        )
+        await uow.commit()
+    return LoggedIn(user, tokens.issue(user))
+
+
+def _throttle_keys(
+    throttling: ThrottlePolicy, user: User | None, login_key: str, address: str
+) -> list[tuple[str, int]]:
+    """(key, limit) pairs, account first: every login takes the locks in the same order."""
+    account = account_key(str(user.id) if user else login_key)
+    return [
+        (account, throttling.max_failures_per_account),
+        (address_key(address), throttling.max_failures_per_address),
+    ]
+
+
+async def _refuse_if_throttled(
+    uow: UsersUnitOfWork, keys: list[tuple[str, int]], now: datetime
+) -> None:
+    waits = []
+    for key, _limit in keys:
+        throttle = await uow.throttles.get(key)
+        if throttle is not None and (wait := throttle.retry_after(now)) is not None:
+            waits.append(wait)
+    if waits:
+        raise LoginThrottled(max(waits))
+
+
+async def _record_failure(
+    uow: UsersUnitOfWork, keys: list[tuple[str, int]], policy: ThrottlePolicy, now: datetime
+) -> None:
+    async with uow:
+        for key, limit in keys:
+            throttle = await uow.throttles.lock_or_create(LoginThrottle.fresh(key, now))
+            throttle.record_failure(now, limit=limit, policy=policy)
+        await uow.commit()
+
+
+async def _forget_failures(uow: UsersUnitOfWork, account: str, now: datetime) -> None:
+    """Only the account's count: a success must not wipe an address guessing other accounts."""
+    throttle = await uow.throttles.get(account)
+    if throttle is not None and throttle.failures:
+        throttle.reset(now)
+
+
+async def set_password_with_link(
+    uow: UsersUnitOfWork,
+    token: str,
+    password: str,
+    *,
+    policy: AccountPolicy,
+    hasher: PasswordHasher,
+    now: datetime,
+) -> User:
+    """Spend a single-use link. Reaching the link proves the mailbox, so the email is verified."""
+    link_hash = hash_link_token(token)
+    async with uow:
+        user = await uow.users.find_by_password_link(link_hash)
+        if user is None or not user.password_link_usable(now):
+            raise InvalidLink()
+        try:
+            policy.passwords.check(password, username=user.username, email=user.email)
+        except FieldProblem as problem:
+            raise InvalidFields({"password": str(problem)}) from None
+    password_hash = await hasher.hash(password)
+    async with uow:
+        user = await uow.users.find_by_password_link(link_hash)
+        if user is None or not user.password_link_usable(now):
+            raise InvalidLink()  # spent by a concurrent request meanwhile
+        user.set_password(password_hash, now=now)
+        user.verified = True
+        uow.emit(_updated(user, now))
+        await uow.commit()
+    return user
+
+
+# Activation (from the auth-listener)
+
+
+async def apply_activation(
+    uow: UsersUnitOfWork, event: Envelope[UserActivated], *, now: datetime
+) -> None:
+    async with uow:
+        if not await uow.claim(ACTIVATIONS_CONSUMER, event.event_id):
+            return
+        user = await uow.users.get(event.data.user_id, for_update=True)
+        if user is None:
+            log.warning(
+                "activation of an unknown account", extra={"user_id": str(event.data.user_id)}
+            )
+        elif user.record_first_login(event.data.activated_at):
+            user.updated_at = now
+            uow.emit(_updated(user, now))
+        await uow.commit()
+
+
+# Avatars
+
+
+async def set_avatar(
+    uow: UsersUnitOfWork,
+    user_id: uuid.UUID,
+    data: bytes,
+    *,
+    actor: Principal,
+    processor: AvatarProcessor,
+    now: datetime,
+) -> Avatar:
+    _may_change_avatar(actor, user_id)
+    await get_user(uow, user_id)  # before spending time on decoding
+    image = await processor.normalise(data)
+    async with uow:
+        user = await _existing(uow, user_id, for_update=True)
+        avatar = Avatar.of(user_id, image.content, image.media_type, now)
+        await uow.avatars.put(avatar)
+        user.avatar_etag = avatar.etag
+        await uow.commit()
+    return avatar
+
+
+async def reset_avatar(uow: UsersUnitOfWork, user_id: uuid.UUID, *, actor: Principal) -> None:
+    _may_change_avatar(actor, user_id)
+    async with uow:
+        user = await _existing(uow, user_id, for_update=True)
+        await uow.avatars.delete(user_id)
+        user.avatar_etag = None
+        await uow.commit()
+
+
+async def avatar_of(uow: UsersUnitOfWork, user_id: uuid.UUID) -> tuple[User, Avatar | None]:
+    async with uow:
+        user = await _existing(uow, user_id)
+        return user, await uow.avatars.get(user_id)
+
+
+def _may_change_avatar(actor: Principal, user_id: uuid.UUID) -> None:
+    if not (actor.is_admin or actor.user_id == user_id):
+        raise NotAllowed("only an admin or the account's owner may change its picture")
+
+
+# Events
+
+
+def _snapshot(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.id,
+        "email": user.email,
+        "username": user.username,
+        "name": user.name,
+        "roles": list(user.roles),
+        "status": user.status.value,
+        "verified": user.verified,
+        "created_at": user.created_at,
+    }
+
+
+def _created(user: User) -> UserCreated:
+    return UserCreated(**_snapshot(user))
+
+
+def _updated(user: User, now: datetime) -> UserUpdated:
+    return UserUpdated(**_snapshot(user), updated_at=now)
+
+
+def _welcome(user: User, token: str | None, policy: AccountPolicy) -> WelcomeEmailRequested:
+    return WelcomeEmailRequested(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        username=user.username,
+        workspace_name=policy.workspace_name,
+        login_url=policy.login_url,
+        set_password_url=policy.set_password_url(token) if token else None,
+        set_password_expires_at=user.password_link_expires_at if token else None,
+    )
+
+
+def _welcome_status(requested: bool, smtp_status: SmtpStatusSource) -> WelcomeEmail:
+    if not requested:
+        return WelcomeEmail(WelcomeEmailStatus.NOT_REQUESTED)
+    configured = smtp_status.smtp_configured()
+    if configured is False:
+        return WelcomeEmail(
+            WelcomeEmailStatus.WAITING_FOR_SMTP,
+            "SMTP is not configured: the welcome email will wait until it is; nothing is lost.",
+        )
+    if configured is None:
+        return WelcomeEmail(
+            WelcomeEmailStatus.QUEUED,
+            "The mailer has not reported recently: the welcome email waits in its queue and "
+            "goes out once the mailer runs with SMTP configured.",
+        )
+    return WelcomeEmail(WelcomeEmailStatus.QUEUED)
