@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from auth_listener.adapters import orm
+from auth_listener.adapters.unit_of_work import SqlAlchemyAuthListenerUnitOfWork
+from auth_listener.entrypoints import subscribers
+from auth_listener.entrypoints.housekeeping import forget_stale_logins
 from auth_listener.settings import AuthListenerSettings
+from auth_listener.wiring import AuthListenerContext
 from onboarding_shared.runtime import ServiceRuntime, create_http_app
 
 SERVICE = "auth-listener"
@@ -17,4 +22,18 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: AuthListenerSettings) -> FastAPI:
     orm.map_domain()
     runtime = ServiceRuntime.create(SERVICE, settings, orm.messaging)
-    return create_http_app(runtime, [], title="Onboarding: auth-listener")
+    context = AuthListenerContext(
+        settings=settings,
+        uow=partial(
+            SqlAlchemyAuthListenerUnitOfWork,
+            runtime.sessions,
+            orm.messaging,
+            producer=SERVICE,
+            on_commit=runtime.relay.notify,
+        ),
+    )
+    runtime.consumers.extend(subscribers.consumers(context))
+    runtime.background.append(forget_stale_logins(context))
+    app = create_http_app(runtime, [], title="Onboarding: auth-listener")
+    app.state.context = context
+    return app

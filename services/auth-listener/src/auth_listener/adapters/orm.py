@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Column, Enum, Index, String, Table, Uuid
 from sqlalchemy.orm import registry
 
-from onboarding_shared.db import new_metadata
+from auth_listener.domain.model import AccountStatus, IdentifierKind, KnownAccount, PendingLogin
+from onboarding_shared.db import UtcDateTime, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
@@ -12,10 +16,44 @@ from onboarding_shared.unit_of_work import MessagingTables
 metadata = new_metadata()
 mapper_registry = registry(metadata=metadata)
 
+
+def _enum(enum: Any) -> Enum:
+    return Enum(enum, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+known_accounts = Table(
+    "known_accounts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    # Not unique: a copy may briefly lag behind a change of email or username.
+    Column("email_key", String(320), nullable=False, index=True),
+    Column("username_key", String(100), nullable=False, index=True),
+    Column("status", _enum(AccountStatus), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("as_of", UtcDateTime, nullable=False),
+    Column("first_login_at", UtcDateTime, nullable=True),
+)
+
+pending_logins = Table(
+    "pending_logins",
+    metadata,
+    Column("kind", _enum(IdentifierKind), primary_key=True),
+    Column("value", String(320), primary_key=True),
+    Column("logged_in_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Index("ix_pending_logins_received", "received_at"),
+)
+
 messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
 
+_mapped = False
+
 
 def map_domain() -> None:
-    """Nothing to map yet."""
+    global _mapped
+    if not _mapped:
+        mapper_registry.map_imperatively(KnownAccount, known_accounts)
+        mapper_registry.map_imperatively(PendingLogin, pending_logins)
+        _mapped = True
