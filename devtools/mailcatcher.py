@@ -42,10 +42,20 @@ def readable(raw: bytes) -> str:
     return headers + "\n" + (str(text.get_content()) if text is not None else "(no text part)\n")
 
 
-async def serve(host: str, port: int, folder: Path) -> None:
-    controller = Controller(SaveToFolder(folder), hostname=host, port=port)
+class Discard:
+    """For benchmarks: accept and forget."""
+
+    async def handle_DATA(self, _server: Any, _session: Any, _envelope: Any) -> str:  # noqa: N802
+        return "250 OK"
+
+
+async def serve(host: str, port: int, folder: Path | None) -> None:
+    handler = SaveToFolder(folder) if folder else Discard()
+    controller = Controller(handler, hostname=host, port=port)
     controller.start()
-    print(f"development mail catcher on {host}:{port}, saving to {folder}/", flush=True)
+    print(
+        f"development mail catcher on {host}:{port}, saving to {folder or 'nowhere'}/", flush=True
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,8 +69,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--folder", type=Path, default=Path("var/mail"))
+    parser.add_argument("--discard", action="store_true", help="keep nothing (benchmarks)")
     arguments = parser.parse_args()
-    asyncio.run(serve(arguments.host, arguments.port, arguments.folder))
+    asyncio.run(
+        serve(arguments.host, arguments.port, None if arguments.discard else arguments.folder)
+    )
 
 
 if __name__ == "__main__":

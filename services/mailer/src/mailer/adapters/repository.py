@@ -23,7 +23,6 @@ class SqlAlchemyEmailRepository(EmailRepository):
         await self._session.execute(
             insert(emails).values(values).on_conflict_do_nothing(index_elements=["source_event_id"])
         )
-        await self._session.commit()
 
     async def lock_for_event(self, source_event_id: uuid.UUID) -> Email | None:
         query = select(Email).where(emails.c.source_event_id == source_event_id).with_for_update()

@@ -14,7 +14,8 @@ from onboarding_shared.unit_of_work import AbstractUnitOfWork
 class EmailRepository(abc.ABC):
     @abc.abstractmethod
     async def add_if_absent(self, email: Email) -> None:
-        """Insert unless an email for the same source event exists; commits on its own."""
+        """Insert unless an email for the same source event exists. A concurrent insert of the
+        same event waits for the first transaction to end, then does nothing."""
 
     @abc.abstractmethod
     async def lock_for_event(self, source_event_id: uuid.UUID) -> Email | None:

@@ -1,0 +1,227 @@
+"""`make bench`: throughput of the delivery pipeline on this machine, printed as figures.
+
+Measures, against the real RabbitMQ and PostgreSQL (BENCH_AMQP_URL, BENCH_DATABASE_URL; by
+default the local ones):
+1. the outbox relay alone: rows published with confirms per second;
+2. the whole invite flow in one process: addresses posted -> emails accepted by an SMTP sink
+   -> invitations marked sent, per second, with the peak memory of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from faststream.rabbit import Channel, RabbitBroker
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from invitations.adapters.orm import messaging as invitations_tables
+from invitations.bootstrap import MIGRATIONS as INVITATIONS_MIGRATIONS
+from invitations.bootstrap import create_app as create_invitations
+from invitations.settings import InvitationsSettings
+from mailer.bootstrap import MIGRATIONS as MAILER_MIGRATIONS
+from mailer.bootstrap import create_app as create_mailer
+from mailer.settings import MailerSettings
+from onboarding_shared.contract import UserActivated, new_event
+from onboarding_shared.db import create_engine, session_factory
+from onboarding_shared.messaging.outbox import OutboxRelay, RelaySettings, outbox_row
+from onboarding_shared.messaging.publisher import RabbitPublisher
+from onboarding_shared.runtime import migrate
+
+AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+ADMIN_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+OUTBOX_ROWS = int(os.environ.get("BENCH_OUTBOX_ROWS", "5000"))
+INVITATIONS = int(os.environ.get("BENCH_INVITATIONS", "2000"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def create_database(label: str) -> str:
+    admin = make_url(ADMIN_URL)
+    name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(
+        admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    await connection.execute(f'CREATE DATABASE "{name}"')
+    await connection.close()
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_databases(urls: list[str]) -> None:
+    admin = make_url(ADMIN_URL)
+    connection = await asyncpg.connect(
+        admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    for url in urls:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    await connection.close()
+
+
+async def bench_outbox_relay(database_url: str, exchange: str) -> float:
+    await asyncio.to_thread(migrate, database_url, INVITATIONS_MIGRATIONS)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    rows = [
+        outbox_row(
+            new_event(
+                UserActivated(user_id=uuid.uuid4(), activated_at=datetime.now(UTC)),
+                producer="bench",
+            )
+        )
+        for _ in range(OUTBOX_ROWS)
+    ]
+    async with sessions() as session, session.begin():
+        await session.execute(insert(invitations_tables.outbox), rows)
+    broker = RabbitBroker(AMQP_URL, default_channel=Channel(on_return_raises=True))
+    await broker.connect()
+    # A queue bound to the key, so the mandatory publishes are routable.
+    connection = await broker.connect()
+    async with connection.channel() as channel:
+        target = await channel.declare_exchange(exchange, "topic", durable=True)
+        queue = await channel.declare_queue(
+            f"{exchange}.sink", arguments={"x-queue-type": "quorum"}, durable=True
+        )
+        await queue.bind(target, "#")
+    relay = OutboxRelay(
+        sessions,
+        invitations_tables.outbox,
+        RabbitPublisher(broker, exchange, timeout=30),
+        RelaySettings(batch_size=250),
+    )
+    started = time.perf_counter()
+    while await relay.relay_once():
+        pass
+    elapsed = time.perf_counter() - started
+    async with connection.channel() as channel:
+        await channel.queue_delete(f"{exchange}.sink")
+        await channel.exchange_delete(exchange)
+    await broker.stop()
+    await engine.dispose()
+    return OUTBOX_ROWS / elapsed
+
+
+async def bench_invite_flow(
+    invitations_url: str, mailer_url: str, exchange: str, smtp_port: int
+) -> tuple[float, float, float]:
+    common: dict[str, Any] = {
+        "amqp_url": AMQP_URL,
+        "events_exchange": exchange,
+        "queue_prefix": f"{exchange}.",
+        "http_port": 1,
+        "prefetch": int(os.environ.get("BENCH_PREFETCH", "32")),
+        "db_pool_size": 20,
+    }
+    await asyncio.to_thread(migrate, invitations_url, INVITATIONS_MIGRATIONS)
+    await asyncio.to_thread(migrate, mailer_url, MAILER_MIGRATIONS)
+    invitations_app = create_invitations(
+        InvitationsSettings(database_url=invitations_url, **common)
+    )
+    mailer_app = create_mailer(
+        MailerSettings(
+            database_url=mailer_url,
+            smtp_host="127.0.0.1",
+            smtp_port=smtp_port,
+            smtp_tls="none",
+            **common,
+        )
+    )
+    async with (
+        mailer_app.router.lifespan_context(mailer_app),
+        invitations_app.router.lifespan_context(invitations_app),
+    ):
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=invitations_app), base_url="http://bench"
+        )
+        started = time.perf_counter()
+        for batch in range(0, INVITATIONS, 500):
+            emails = [f"person{n}@example.com" for n in range(batch, min(batch + 500, INVITATIONS))]
+            response = await client.post("/api/v1/invitations", json={"emails": emails})
+            response.raise_for_status()
+        posted = time.perf_counter() - started
+        while True:
+            listing = (
+                await client.get("/api/v1/invitations", params={"status": "sent", "limit": 1})
+            ).json()
+            if listing["total"] >= INVITATIONS:
+                break
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        await client.aclose()
+        queues = [
+            c.queue for app in (invitations_app, mailer_app) for c in app.state.runtime.consumers
+        ]
+        connection = await invitations_app.state.runtime.broker.connect()
+        async with connection.channel() as channel:
+            for queue in queues:
+                retries = [queue.retry_queue(n) for n in range(1, queue.max_attempts)]
+                for name in (queue.name, queue.parking_queue, *retries):
+                    await channel.queue_delete(name)
+    return INVITATIONS / posted, INVITATIONS / elapsed, peak_rss_mib()
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def main() -> None:
+    tag = f"bench{uuid.uuid4().hex[:8]}"
+    databases = [
+        await create_database("outbox"),
+        await create_database("inv"),
+        await create_database("mail"),
+    ]
+    smtp_port = free_port()
+    # The SMTP server runs in its own process, as in production: in this one it would compete
+    # for the interpreter lock and become the bottleneck being measured.
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "mailcatcher.py"),
+            "--port",
+            str(smtp_port),
+            "--discard",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        relay_rate = await bench_outbox_relay(databases[0], f"{tag}.relay")
+        api_rate, flow_rate, peak_mib = await bench_invite_flow(
+            databases[1], databases[2], f"{tag}.events", smtp_port
+        )
+    finally:
+        sink.terminate()
+        sink.wait()
+        await drop_databases(databases)
+    print(f"outbox relay, {OUTBOX_ROWS} rows, confirms, PostgreSQL: {relay_rate:8.0f} events/s")
+    print(
+        f"invite API, {INVITATIONS} addresses in requests of 500:  {api_rate:8.0f} invitations/s accepted"
+    )
+    print(
+        f"invite flow end to end (API -> outbox -> broker -> mailer -> SMTP -> EmailSent -> sent): {flow_rate:8.0f} invitations/s"
+    )
+    print(f"peak memory of the process running both services: {peak_mib:.0f} MiB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
