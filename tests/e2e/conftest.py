@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import auth
 from tests.support.broker import Namespace
 from tests.support.databases import DatabaseFactory
 from tests.support.services import ServiceProcess
@@ -46,6 +47,7 @@ def environment(
         "INVITATIONS_DATABASE_URL": urls["invitations"],
         "MAILER_DATABASE_URL": urls["mailer"],
         "AUTH_LISTENER_DATABASE_URL": urls["auth-listener"],
+        **auth.environment(),
     }
 
 

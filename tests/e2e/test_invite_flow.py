@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import RunningSystem
+from tests.support.auth import admin_headers
 from tests.support.broker import eventually
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +25,9 @@ def body(message: EmailMessage, subtype: str) -> str:
 
 
 async def test_three_invitations_become_three_well_formed_emails(system: RunningSystem) -> None:
-    async with httpx.AsyncClient(base_url=system.url("invitations"), timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=system.url("invitations"), timeout=10, headers=admin_headers()
+    ) as client:
         response = await client.post(
             "/api/v1/invitations",
             json={"emails": "ada@example.com, grace@example.com\nlinus@example.com"},

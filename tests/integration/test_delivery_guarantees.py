@@ -19,6 +19,7 @@ from onboarding_shared.contract import EmailSent, UserActivated, new_event
 from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.messaging.outbox import OutboxRelay, RelaySettings, outbox_row
 from onboarding_shared.messaging.publisher import RabbitPublisher
+from tests.support.auth import admin_headers, verifier_settings
 from tests.support.broker import EventProbe, Namespace, eventually, publish_raw
 from tests.support.databases import DatabaseFactory
 from tests.support.factories import service_settings
@@ -42,7 +43,8 @@ async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_
     proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
     database_url = await databases.create_migrated("invitations", MIGRATIONS)
     settings = InvitationsSettings(
-        **service_settings(namespace, through(proxy, amqp_url), database_url)
+        **service_settings(namespace, through(proxy, amqp_url), database_url),
+        **verifier_settings(),
     )
     try:
         async with in_process(create_app, settings) as client:
@@ -51,7 +53,9 @@ async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_
             assert (await client.get("/ready")).status_code == 503
 
             response = await client.post(
-                "/api/v1/invitations", json={"emails": "x@example.com, y@example.com"}
+                "/api/v1/invitations",
+                json={"emails": "x@example.com, y@example.com"},
+                headers=admin_headers(),
             )
             assert response.status_code == 202
             await asyncio.sleep(1.5)  # the relay tries, and fails, meanwhile
@@ -83,7 +87,9 @@ async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_
 
             async def marked_sent() -> bool:
                 listing = (
-                    await client.get("/api/v1/invitations", params={"status": "sent"})
+                    await client.get(
+                        "/api/v1/invitations", params={"status": "sent"}, headers=admin_headers()
+                    )
                 ).json()
                 return [item["id"] for item in listing["items"]] == [invitation_id]
 

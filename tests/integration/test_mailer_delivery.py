@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from mailer.bootstrap import MIGRATIONS, create_app
 from mailer.entrypoints.subscribers import INVITATIONS_QUEUE
 from mailer.settings import MailerSettings
+from tests.support.auth import verifier_settings
 from tests.support.broker import EventProbe, Namespace, drain, eventually, publish_raw
 from tests.support.databases import DatabaseFactory
 from tests.support.factories import invitation_requested, service_settings
@@ -29,6 +30,7 @@ async def settings(
     database_url = await databases.create_migrated("mailer", MIGRATIONS)
     return MailerSettings(
         **service_settings(namespace, amqp_url, database_url),
+        **verifier_settings(),
         smtp_host="127.0.0.1",
         smtp_port=smtp_server.port,
         smtp_tls="none",

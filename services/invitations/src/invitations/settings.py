@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field, field_validator
 
+from onboarding_shared.auth import TokenVerificationSettings
 from onboarding_shared.settings import ServiceSettings, load_settings
 
 
-class InvitationsSettings(ServiceSettings):
+class InvitationsSettings(ServiceSettings, TokenVerificationSettings):
     database_url: str = Field(
         default="sqlite+aiosqlite:///var/invitations.db",
         validation_alias=AliasChoices("INVITATIONS_DATABASE_URL", "DATABASE_URL"),

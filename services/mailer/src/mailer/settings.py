@@ -4,6 +4,7 @@ from enum import StrEnum
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
+from onboarding_shared.auth import TokenVerificationSettings
 from onboarding_shared.settings import ServiceSettings, load_settings
 
 
@@ -13,7 +14,7 @@ class SmtpSecurity(StrEnum):
     TLS = "tls"  # implicit TLS, usually port 465
 
 
-class MailerSettings(ServiceSettings):
+class MailerSettings(ServiceSettings, TokenVerificationSettings):
     database_url: str = Field(
         default="sqlite+aiosqlite:///var/mailer.db",
         validation_alias=AliasChoices("MAILER_DATABASE_URL", "DATABASE_URL"),

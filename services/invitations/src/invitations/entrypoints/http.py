@@ -13,8 +13,12 @@ from invitations.domain.model import Invitation, InvitationStatus
 from invitations.service_layer import services
 from invitations.service_layer.services import InviteOutcome
 from invitations.wiring import InvitationsContext
+from onboarding_shared.auth import require_admin
 
-router = APIRouter(prefix="/api/v1/invitations", tags=["invitations"])
+# Every route here is for admins: 401 without a valid token, 403 without the admin role.
+router = APIRouter(
+    prefix="/api/v1/invitations", tags=["invitations"], dependencies=[Depends(require_admin)]
+)
 
 MAX_EMAILS_TEXT = 200_000
 MAX_LIST_ITEMS = 5_000

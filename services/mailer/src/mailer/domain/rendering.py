@@ -57,6 +57,38 @@ def render_invitation(email: InvitationEmail) -> RenderedEmail:
     )
 
 
+@dataclass(frozen=True)
+class WelcomeEmail:
+    recipient: str
+    name: str
+    username: str
+    workspace_name: str
+    login_url: str
+    set_password_url: str | None = None
+    set_password_expires_at: datetime | None = None
+
+
+def render_welcome(email: WelcomeEmail) -> RenderedEmail:
+    """Raise ValueError for a link that is not a web link (it would become a button)."""
+    links = [email.login_url, *([email.set_password_url] if email.set_password_url else [])]
+    if not all(link.startswith(("https://", "http://")) for link in links):
+        raise ValueError("login_url and set_password_url must be http(s) URLs")
+    expires = email.set_password_expires_at
+    values = {
+        "workspace_name": one_line(email.workspace_name),
+        "name": one_line(email.name),
+        "username": one_line(email.username),
+        "login_url": email.login_url,
+        "set_password_url": email.set_password_url,
+        "set_password_expires_at": expires.strftime("%B %d, %Y at %H:%M UTC") if expires else None,
+    }
+    return RenderedEmail(
+        subject=f"Welcome to {values['workspace_name']}",
+        text=_templates.get_template("welcome.txt").render(values),
+        html=_templates.get_template("welcome.html").render(values),
+    )
+
+
 def build_message(rendered: RenderedEmail, *, sender: str, recipient: str) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = rendered.subject

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from mailer.wiring import MailerContext
+from onboarding_shared.auth import require_admin
 
-router = APIRouter(prefix="/api/v1/mailer", tags=["mailer"])
+# Every route here is for admins: 401 without a valid token, 403 without the admin role.
+router = APIRouter(prefix="/api/v1/mailer", tags=["mailer"], dependencies=[Depends(require_admin)])
 
 
 def _context(request: Request) -> MailerContext:

@@ -8,12 +8,25 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 from mailer.domain.model import Email, EmailStatus, SendError
-from mailer.domain.rendering import InvitationEmail, build_message, render_invitation
+from mailer.domain.rendering import (
+    InvitationEmail,
+    WelcomeEmail,
+    build_message,
+    render_invitation,
+    render_welcome,
+)
 from mailer.service_layer.unit_of_work import MailerUnitOfWork, MailSender
-from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, InvitationRequested
+from onboarding_shared.contract import (
+    EmailFailed,
+    EmailSent,
+    Envelope,
+    InvitationRequested,
+    WelcomeEmailRequested,
+)
 from onboarding_shared.messaging.consumer import Delivery
 
 INVITATION_KIND = "invitation"
+WELCOME_KIND = "welcome"
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,27 @@ def invitation_email(event: Envelope[InvitationRequested], *, sender: str) -> Ou
         source_event_id=event.event_id,
         kind=INVITATION_KIND,
         reference_id=data.invitation_id,
+        message=build_message(rendered, sender=sender, recipient=data.email),
+    )
+
+
+def welcome_email(event: Envelope[WelcomeEmailRequested], *, sender: str) -> OutgoingEmail:
+    data = event.data
+    rendered = render_welcome(
+        WelcomeEmail(
+            recipient=data.email,
+            name=data.name,
+            username=data.username,
+            workspace_name=data.workspace_name,
+            login_url=data.login_url,
+            set_password_url=data.set_password_url,
+            set_password_expires_at=data.set_password_expires_at,
+        )
+    )
+    return OutgoingEmail(
+        source_event_id=event.event_id,
+        kind=WELCOME_KIND,
+        reference_id=data.user_id,
         message=build_message(rendered, sender=sender, recipient=data.email),
     )
 
