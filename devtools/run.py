@@ -13,6 +13,13 @@ import time
 from pathlib import Path
 
 import aio_pika
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -32,9 +39,34 @@ DEVELOPMENT_DEFAULTS = {
     "INVITATIONS_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/invitations.db",
     "MAILER_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/mailer.db",
     "AUTH_LISTENER_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/auth_listener.db",
+    # The first admin, created on the first start (development values only).
+    "ADMIN_USERNAME": "admin",
+    "ADMIN_EMAIL": "admin@example.com",
+    "ADMIN_PASSWORD": "dev-admin-password",
 }
+# AUTH_PRIVATE_KEY and AUTH_PUBLIC_KEY come from this pair, made on the first `make run`.
+DEVELOPMENT_KEYS = VAR / "dev-keys"
 
 SERVICES = ("users", "invitations", "mailer", "auth-listener")
+
+
+def development_keys(folder: Path = DEVELOPMENT_KEYS) -> dict[str, str]:
+    """The token signing key pair for development, created once and kept under var/."""
+    private_path, public_path = folder / "auth_private.pem", folder / "auth_public.pem"
+    if not (private_path.exists() and public_path.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        private_path.write_bytes(
+            key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        )
+        private_path.chmod(0o600)
+        public_path.write_bytes(
+            key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        )
+    return {
+        "AUTH_PRIVATE_KEY": private_path.read_text(),
+        "AUTH_PUBLIC_KEY": public_path.read_text(),
+    }
 
 
 def broker_answers(url: str) -> bool:
@@ -61,7 +93,12 @@ def main() -> int:
         )
         return 1
     (VAR / "mail").mkdir(parents=True, exist_ok=True)
-    environment = {**DEVELOPMENT_DEFAULTS, **os.environ, "AMQP_URL": AMQP_URL}
+    environment = {
+        **DEVELOPMENT_DEFAULTS,
+        **development_keys(),
+        **os.environ,
+        "AMQP_URL": AMQP_URL,
+    }
     catcher = [
         sys.executable,
         str(ROOT / "devtools" / "mailcatcher.py"),
