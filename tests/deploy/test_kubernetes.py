@@ -5,6 +5,7 @@ for KEDA's, against structural schemas; and the objects fit together as the READ
 from __future__ import annotations
 
 import copy
+import importlib
 from typing import Any
 
 import kubernetes_validate
@@ -27,7 +28,10 @@ KEDA_SCHEMAS = {
     "TriggerAuthentication": "keda-triggerauthentication.json",
 }
 SECRET = "onboarding-secrets"
-SCALED_BY_KEDA = {"mailer": "mailer.invitations", "auth-listener": "auth-listener.logins"}
+SCALED_BY_KEDA = {
+    "mailer": {"mailer.invitations", "mailer.welcome-emails"},
+    "auth-listener": {"auth-listener.logins"},
+}
 INGRESS_ROUTES = {
     "/api/v1/users": "users",
     "/api/v1/auth": "users",
@@ -197,20 +201,24 @@ def test_keda_scales_the_consumers_on_their_queue_length(overlay: str) -> None:
         assert target in deployments
         assert "replicas" not in deployments[target]["spec"], "KEDA owns the replica count"
         assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"]
-        (trigger,) = scaled["spec"]["triggers"]
-        assert trigger["type"] == "rabbitmq"
-        assert trigger["metadata"]["queueName"] == prefix + SCALED_BY_KEDA[name]
-        assert trigger["metadata"]["mode"] == "QueueLength"
-        assert trigger["authenticationRef"]["name"] in authentications
+        triggers = scaled["spec"]["triggers"]
+        assert {t["metadata"]["queueName"] for t in triggers} == {
+            prefix + queue for queue in SCALED_BY_KEDA[name]
+        }
+        for trigger in triggers:
+            assert trigger["type"] == "rabbitmq"
+            assert trigger["metadata"]["mode"] == "QueueLength"
+            assert trigger["authenticationRef"]["name"] in authentications
     for authentication in authentications.values():
         (reference,) = authentication["spec"]["secretTargetRef"]
         assert (reference["parameter"], reference["name"]) == ("host", SECRET)
 
 
-def test_the_mailer_queue_scaled_on_is_the_one_the_mailer_consumes() -> None:
-    from mailer.entrypoints.subscribers import INVITATIONS_QUEUE
-
-    assert SCALED_BY_KEDA["mailer"] == INVITATIONS_QUEUE
+@pytest.mark.parametrize("service", SCALED_BY_KEDA)
+def test_keda_watches_queues_the_service_consumes(service: str) -> None:
+    module = importlib.import_module(f"{service.replace('-', '_')}.entrypoints.subscribers")
+    consumed = {value for key, value in vars(module).items() if key.endswith("_QUEUE")}
+    assert SCALED_BY_KEDA[service] <= consumed
 
 
 def test_production_commits_no_secret() -> None:

@@ -52,7 +52,15 @@ from onboarding_shared.messaging.consumer import (
 PARKED_SUFFIX = ".parked"
 # The consumer queues of the four services, listed when no --queue is given; PARKED_QUEUES
 # (comma-separated) replaces this list.
-KNOWN_QUEUES = ("mailer.invitations", "invitations.email-outcomes")
+KNOWN_QUEUES = (
+    "users.activations",
+    "invitations.email-outcomes",
+    "mailer.invitations",
+    "mailer.welcome-emails",
+    "auth-listener.accounts",
+    "auth-listener.logins",
+    "auth-listener.keycloak-logins",
+)
 REPLAY_COUNT_HEADER = "x-replay-count"
 # Headers that describe the parking or the broker's dead-lettering, not the message.
 STRIPPED_HEADERS = frozenset(
