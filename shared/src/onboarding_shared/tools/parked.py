@@ -105,8 +105,8 @@ class ParkedMessage:
         headers = dict(message.headers or {})
         return cls(
             id=message_id(message),
-            reason=_reason(headers),
-            parked_at=_parked_at(headers),
+            reason=describe_reason(headers),
+            parked_at=describe_parked_at(headers),
             original_queue=str(headers.get(ORIGINAL_QUEUE_HEADER) or ""),
             looked_at=_int(headers.get("x-delivery-count")),
             headers=headers,
@@ -378,7 +378,7 @@ async def execute(arguments: argparse.Namespace, out: TextIO) -> int:
 
 
 async def list_command(lot: ParkingLot, arguments: argparse.Namespace, out: TextIO) -> int:
-    queues = arguments.queue or _default_queues()
+    queues = arguments.queue or default_queues()
     report: list[dict[str, Any]] = []
     for queue in queues:
         name = lot.names.parking_queue(queue)
@@ -478,7 +478,7 @@ def _report_missing(missing: list[str]) -> int:
     return 0
 
 
-def _default_queues() -> list[str]:
+def default_queues() -> list[str]:
     configured = os.environ.get("PARKED_QUEUES", "")
     names = [name.strip() for name in configured.split(",") if name.strip()]
     return names or list(KNOWN_QUEUES)
@@ -503,7 +503,7 @@ def main() -> None:
 # --- formatting ---------------------------------------------------------------------------
 
 
-def _reason(headers: dict[str, Any]) -> str:
+def describe_reason(headers: dict[str, Any]) -> str:
     if reason := headers.get(REASON_HEADER):
         return str(reason)
     if broker_reason := headers.get("x-first-death-reason"):
@@ -511,7 +511,7 @@ def _reason(headers: dict[str, Any]) -> str:
     return "unknown"
 
 
-def _parked_at(headers: dict[str, Any]) -> str:
+def describe_parked_at(headers: dict[str, Any]) -> str:
     if parked_at := headers.get(PARKED_AT_HEADER):
         return str(parked_at)
     deaths = headers.get("x-death")
