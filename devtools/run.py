@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -51,7 +52,8 @@ SERVICES = ("users", "invitations", "mailer", "auth-listener")
 
 
 def development_keys(folder: Path = DEVELOPMENT_KEYS) -> dict[str, str]:
-    """The token signing key pair for development, created once and kept under var/."""
+    """The token signing key pair and the invitation token secret for development, created
+    once and kept under var/."""
     private_path, public_path = folder / "auth_private.pem", folder / "auth_public.pem"
     if not (private_path.exists() and public_path.exists()):
         folder.mkdir(parents=True, exist_ok=True)
@@ -63,9 +65,14 @@ def development_keys(folder: Path = DEVELOPMENT_KEYS) -> dict[str, str]:
         public_path.write_bytes(
             key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
         )
+    secret_path = folder / "invitation_token_secret"
+    if not secret_path.exists():
+        secret_path.write_text(secrets.token_urlsafe(48))
+        secret_path.chmod(0o600)
     return {
         "AUTH_PRIVATE_KEY": private_path.read_text(),
         "AUTH_PUBLIC_KEY": public_path.read_text(),
+        "INVITATION_TOKEN_SECRET": secret_path.read_text(),
     }
 
 

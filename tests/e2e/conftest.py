@@ -13,6 +13,7 @@ import pytest
 from tests.support import auth
 from tests.support.broker import Namespace
 from tests.support.databases import DatabaseFactory
+from tests.support.factories import INVITATION_TOKEN_SECRET
 from tests.support.services import ServiceProcess
 from tests.support.smtp import SmtpServer
 
@@ -47,6 +48,7 @@ def environment(
         "INVITATIONS_DATABASE_URL": urls["invitations"],
         "MAILER_DATABASE_URL": urls["mailer"],
         "AUTH_LISTENER_DATABASE_URL": urls["auth-listener"],
+        "INVITATION_TOKEN_SECRET": INVITATION_TOKEN_SECRET,
         **auth.environment(),
     }
 

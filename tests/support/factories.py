@@ -9,6 +9,9 @@ from typing import Any
 from onboarding_shared.contract import Envelope, InvitationRequested, new_event
 from tests.support.broker import Namespace
 
+# Join links are derived from it; every service ignores settings it does not have.
+INVITATION_TOKEN_SECRET = "tests-only-invitation-token-secret-0123456789"
+
 FAST = {
     "retry_delays_seconds": (0.2, 0.5),
     "outbox_poll_interval_seconds": 0.2,
@@ -26,6 +29,7 @@ def service_settings(
         "events_exchange": namespace.exchange,
         "queue_prefix": namespace.queue_prefix,
         "http_port": 8999,
+        "invitation_token_secret": INVITATION_TOKEN_SECRET,
         **FAST,
         **overrides,
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -10,10 +9,12 @@ from fastapi import FastAPI
 
 from invitations.adapters import orm
 from invitations.adapters.unit_of_work import SqlAlchemyInvitationsUnitOfWork
+from invitations.domain.model import TokenMinter
 from invitations.entrypoints import http, subscribers
 from invitations.service_layer.services import InvitePolicy
 from invitations.settings import InvitationsSettings
 from invitations.wiring import InvitationsContext
+from onboarding_shared.messaging.status import MailerStatusWatcher
 from onboarding_shared.runtime import ServiceRuntime, create_http_app
 
 SERVICE = "invitations"
@@ -35,10 +36,17 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
         invite_policy=InvitePolicy(
             workspace_name=settings.workspace_name,
             public_url=settings.public_url,
-            ttl=timedelta(hours=settings.invitation_ttl_hours),
+            default_ttl_hours=settings.invitation_ttl_hours,
+            min_ttl_hours=settings.invitation_min_ttl_hours,
+            max_ttl_hours=settings.invitation_max_ttl_hours,
+            max_addresses_per_request=settings.max_addresses_per_request,
+            max_invitations_per_day=settings.max_invitations_per_day,
         ),
+        minter=TokenMinter(settings.invitation_token_secret.get_secret_value().encode()),
+        mailer_status=MailerStatusWatcher(settings.events_exchange, service=SERVICE),
     )
     runtime.consumers.extend(subscribers.consumers(context))
+    context.mailer_status.subscribe(runtime.broker)
     app = create_http_app(runtime, [http.router], title="Onboarding: invitations")
     app.state.context = context
     return app

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
 from onboarding_shared.auth import TokenVerificationSettings
 from onboarding_shared.settings import ServiceSettings, load_settings
@@ -14,7 +14,34 @@ class InvitationsSettings(ServiceSettings, TokenVerificationSettings):
     http_port: int = Field(default=8002, ge=1, le=65535)
     workspace_name: str = Field(default="Onboarding", min_length=1, max_length=200)
     public_url: str = Field(default="http://localhost:8001", description="Base of join links.")
-    invitation_ttl_hours: int = Field(default=168, ge=1, le=24 * 365)
+    invitation_ttl_hours: int = Field(default=168, ge=1, le=24 * 365, description="The default.")
+    invitation_min_ttl_hours: int = Field(default=1, ge=1, le=24 * 365)
+    invitation_max_ttl_hours: int = Field(default=24 * 30, ge=1, le=24 * 365)
+    max_addresses_per_request: int = Field(default=500, ge=1, le=10_000)
+    max_invitations_per_day: int = Field(default=5000, ge=1, le=1_000_000)
+    invitation_token_secret: SecretStr = Field(
+        description="At least 32 characters; join links are derived from it. Keep it secret."
+    )
+
+    @field_validator("invitation_token_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _ttl_within_bounds(self) -> InvitationsSettings:
+        if (
+            not self.invitation_min_ttl_hours
+            <= self.invitation_ttl_hours
+            <= self.invitation_max_ttl_hours
+        ):
+            raise ValueError(
+                "INVITATION_TTL_HOURS must lie between INVITATION_MIN_TTL_HOURS "
+                "and INVITATION_MAX_TTL_HOURS"
+            )
+        return self
 
     @field_validator("public_url")
     @classmethod

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Enum, Index, Integer, String, Table, Uuid
+from sqlalchemy import Column, Enum, Index, Integer, String, Table, Text, Uuid
 from sqlalchemy.orm import registry
 
-from invitations.domain.model import Invitation, InvitationStatus
+from invitations.domain.model import DailyQuota, Invitation, InvitationStatus, Member
 from onboarding_shared.db import UtcDateTime, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
@@ -19,6 +19,8 @@ invitations = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("token_salt", String(64), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column(
         "status",
@@ -32,11 +34,37 @@ invitations = Table(
     ),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
+    Column("ttl_hours", Integer, nullable=False),
+    Column("inviter_id", Uuid, nullable=True),
+    Column("inviter_name", String(200), nullable=True),
+    Column("message", Text, nullable=True),
     Column("sent_at", UtcDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", String(1000), nullable=True),
-    Index("ix_invitations_status_created", "status", "created_at"),
-    Index("ix_invitations_email", "email"),
+    Column("sends", Integer, nullable=False, default=1),
+    Column("accepted_at", UtcDateTime, nullable=True),
+    Column("accepted_user_id", Uuid, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Index("ix_invitations_created", "created_at"),
+    Index("ix_invitations_email_key_status", "email_key", "status"),
+    Index("ix_invitations_status_expires", "status", "expires_at"),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("email_key", String(320), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+daily_quotas = Table(
+    "daily_quotas",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("used", Integer, nullable=False),
 )
 
 messaging = MessagingTables(
@@ -50,4 +78,6 @@ def map_domain() -> None:
     global _mapped
     if not _mapped:
         mapper_registry.map_imperatively(Invitation, invitations)
+        mapper_registry.map_imperatively(Member, members)
+        mapper_registry.map_imperatively(DailyQuota, daily_quotas)
         _mapped = True

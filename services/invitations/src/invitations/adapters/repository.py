@@ -1,13 +1,45 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from invitations.adapters.orm import invitations
-from invitations.domain.model import Invitation, InvitationStatus
-from invitations.service_layer.unit_of_work import InvitationPage, InvitationRepository
+from invitations.adapters.orm import daily_quotas, invitations, members
+from invitations.domain.model import (
+    OPEN_STATUSES,
+    DailyQuota,
+    Invitation,
+    InvitationStatus,
+    Member,
+)
+from invitations.service_layer.unit_of_work import (
+    InvitationPage,
+    InvitationQuery,
+    InvitationRepository,
+    MemberRepository,
+    QuotaRepository,
+)
+
+_OPEN = [status.value for status in OPEN_STATUSES]
+
+
+def _status_is(status: InvitationStatus, now: datetime) -> ColumnElement[bool]:
+    column = invitations.c
+    if status is InvitationStatus.EXPIRED:
+        return and_(column.status.in_(_OPEN), column.expires_at <= now)
+    if status in OPEN_STATUSES:
+        return and_(column.status == status.value, column.expires_at > now)
+    return column.status == status.value
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class SqlAlchemyInvitationRepository(InvitationRepository):
@@ -20,19 +52,70 @@ class SqlAlchemyInvitationRepository(InvitationRepository):
     async def get(self, invitation_id: uuid.UUID) -> Invitation | None:
         return await self._session.get(Invitation, invitation_id)
 
-    async def list(
-        self, *, status: InvitationStatus | None, limit: int, offset: int
-    ) -> InvitationPage:
-        where = [invitations.c.status == status] if status else []
+    async def open_for(self, email_keys: Iterable[str], now: datetime) -> list[Invitation]:
+        keys = list(set(email_keys))
+        if not keys:
+            return []
+        query = select(Invitation).where(
+            invitations.c.email_key.in_(keys),
+            invitations.c.status.in_(_OPEN),
+            invitations.c.expires_at > now,
+        )
+        return list(await self._session.scalars(query))
+
+    async def list(self, query: InvitationQuery, now: datetime) -> InvitationPage:
+        where: list[ColumnElement[bool]] = []
+        if query.status is not None:
+            where.append(_status_is(query.status, now))
+        if query.search:
+            pattern = f"%{_escape_like(query.search.lower())}%"
+            where.append(or_(invitations.c.email_key.like(pattern, escape="\\")))
         total = await self._session.scalar(
             select(func.count()).select_from(invitations).where(*where)
         )
-        query = (
+        rows = await self._session.scalars(
             select(Invitation)
             .where(*where)
             .order_by(invitations.c.created_at.desc(), invitations.c.id)
-            .limit(limit)
-            .offset(offset)
+            .limit(query.limit)
+            .offset(query.offset)
         )
-        items = (await self._session.scalars(query)).all()
-        return InvitationPage(items=items, total=total or 0)
+        return InvitationPage(items=rows.all(), total=total or 0)
+
+
+class SqlAlchemyMemberRepository(MemberRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, member: Member) -> None:
+        self._session.add(member)
+
+    async def get(self, user_id: uuid.UUID) -> Member | None:
+        return await self._session.get(Member, user_id)
+
+    async def by_email(self, email_keys: Iterable[str]) -> dict[str, Member]:
+        keys = list(set(email_keys))
+        if not keys:
+            return {}
+        rows = await self._session.scalars(select(Member).where(members.c.email_key.in_(keys)))
+        return {member.email_key: member for member in rows}
+
+
+class SqlAlchemyQuotaRepository(QuotaRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock_day(self, day: str) -> DailyQuota:
+        dialect = self._session.get_bind().dialect.name
+        insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        # Writing first takes the lock on SQLite too (it has no FOR UPDATE).
+        await self._session.execute(
+            insert(daily_quotas)
+            .values(day=day, used=0)
+            .on_conflict_do_nothing(index_elements=["day"])
+        )
+        quota = await self._session.scalar(
+            select(DailyQuota).where(daily_quotas.c.day == day).with_for_update()
+        )
+        assert quota is not None
+        return quota

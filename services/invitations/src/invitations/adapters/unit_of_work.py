@@ -2,7 +2,11 @@ from __future__ import annotations
 
 from typing import Self
 
-from invitations.adapters.repository import SqlAlchemyInvitationRepository
+from invitations.adapters.repository import (
+    SqlAlchemyInvitationRepository,
+    SqlAlchemyMemberRepository,
+    SqlAlchemyQuotaRepository,
+)
 from invitations.service_layer.unit_of_work import InvitationsUnitOfWork
 from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
 
@@ -11,4 +15,6 @@ class SqlAlchemyInvitationsUnitOfWork(SqlAlchemyUnitOfWork, InvitationsUnitOfWor
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.invitations = SqlAlchemyInvitationRepository(self.session)
+        self.members = SqlAlchemyMemberRepository(self.session)
+        self.quotas = SqlAlchemyQuotaRepository(self.session)
         return self

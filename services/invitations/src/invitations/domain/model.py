@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-TOKEN_BYTES = 32  # 256 random bits
+SALT_BYTES = 32
 
 
 class InvitationStatus(StrEnum):
@@ -17,52 +19,134 @@ class InvitationStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     ACCEPTED = "accepted"
-    EXPIRED = "expired"
+    EXPIRED = "expired"  # derived from expires_at; never stored
     REVOKED = "revoked"
 
 
+OPEN_STATUSES = frozenset(
+    {InvitationStatus.PENDING, InvitationStatus.SENT, InvitationStatus.FAILED}
+)
 FINAL_STATUSES = frozenset({InvitationStatus.ACCEPTED, InvitationStatus.REVOKED})
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(TOKEN_BYTES)
+class InvitationError(Exception):
+    """An action the invitation's state does not allow; the message says why."""
+
+
+class TokenMinter:
+    """Join tokens are HMAC(secret, random salt): 256 unpredictable bits, yet the same link can
+    be emailed again. The database keeps the salt and the token's hash, never the token, so a
+    copy of the database alone opens nothing."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 32:
+            raise ValueError("the token secret must be at least 32 bytes")
+        self._secret = secret
+
+    @staticmethod
+    def new_salt() -> str:
+        return secrets.token_hex(SALT_BYTES)
+
+    def token(self, salt: str) -> str:
+        digest = hmac.new(self._secret, bytes.fromhex(salt), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def hash_token(token: str) -> str:
-    """Only this hash is stored: a leaked database does not leak working links."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Inviter:
+    user_id: uuid.UUID
+    name: str | None
 
 
 @dataclass(eq=False)
 class Invitation:
     id: uuid.UUID
     email: str
+    email_key: str  # lower-cased: addresses are compared case-insensitively
+    token_salt: str
     token_hash: str
     status: InvitationStatus
     created_at: datetime
     expires_at: datetime
+    ttl_hours: int
+    inviter_id: uuid.UUID | None = None
+    inviter_name: str | None = None
+    message: str | None = None
     sent_at: datetime | None = None
     attempts: int = 0
     last_error: str | None = None
+    sends: int = 1
+    accepted_at: datetime | None = None
+    accepted_user_id: uuid.UUID | None = None
+    revoked_at: datetime | None = None
 
     @classmethod
-    def issue(cls, email: str, *, now: datetime, ttl: timedelta) -> tuple[Invitation, str]:
-        """A new invitation and its token; the token is shown once, in the email."""
-        token = new_token()
-        invitation = cls(
+    def issue(
+        cls,
+        email: str,
+        *,
+        now: datetime,
+        ttl_hours: int,
+        minter: TokenMinter,
+        inviter: Inviter | None = None,
+        message: str | None = None,
+    ) -> Invitation:
+        salt = minter.new_salt()
+        return cls(
             id=uuid.uuid4(),
             email=email,
-            token_hash=hash_token(token),
+            email_key=email.lower(),
+            token_salt=salt,
+            token_hash=hash_token(minter.token(salt)),
             status=InvitationStatus.PENDING,
             created_at=now,
-            expires_at=now + ttl,
+            expires_at=now + timedelta(hours=ttl_hours),
+            ttl_hours=ttl_hours,
+            inviter_id=inviter.user_id if inviter else None,
+            inviter_name=inviter.name if inviter else None,
+            message=message,
         )
-        return invitation, token
 
     def status_at(self, now: datetime) -> InvitationStatus:
-        if self.status not in FINAL_STATUSES and now >= self.expires_at:
+        if self.status in OPEN_STATUSES and now >= self.expires_at:
             return InvitationStatus.EXPIRED
         return self.status
+
+    def is_open_at(self, now: datetime) -> bool:
+        return self.status_at(now) in OPEN_STATUSES
+
+    def resend(self, *, now: datetime, minter: TokenMinter) -> None:
+        """Email it again: same link and expiry while unexpired; an expired one gets a new link
+        and a new expiry, and its old link dies."""
+        if self.status in FINAL_STATUSES:
+            raise InvitationError(f"an invitation that was {self.status.value} cannot be resent")
+        if self.status_at(now) is InvitationStatus.EXPIRED:
+            self.token_salt = minter.new_salt()
+            self.token_hash = hash_token(minter.token(self.token_salt))
+            self.expires_at = now + timedelta(hours=self.ttl_hours)
+        self.status = InvitationStatus.PENDING
+        self.last_error = None
+        self.sends += 1
+
+    def revoke(self, *, now: datetime) -> bool:
+        """Kill the link. False when it was already revoked (nothing to do)."""
+        if self.status is InvitationStatus.ACCEPTED:
+            raise InvitationError("an accepted invitation cannot be revoked")
+        if self.status is InvitationStatus.REVOKED:
+            return False
+        self.status = InvitationStatus.REVOKED
+        self.revoked_at = now
+        return True
+
+    def accept(self, *, user_id: uuid.UUID, at: datetime) -> None:
+        self.status = InvitationStatus.ACCEPTED
+        self.accepted_at = at
+        self.accepted_user_id = user_id
+        self.last_error = None
 
     def record_sent(self, *, at: datetime, attempts: int) -> None:
         if self.status in FINAL_STATUSES:
@@ -78,3 +162,33 @@ class Invitation:
         self.status = InvitationStatus.FAILED
         self.attempts = max(self.attempts, attempts)
         self.last_error = reason
+
+
+@dataclass(eq=False)
+class Member:
+    """What this service knows of an account, from UserCreated and UserUpdated."""
+
+    user_id: uuid.UUID
+    email_key: str
+    name: str
+    status: str
+    updated_at: datetime
+
+    def apply(self, *, email: str, name: str, status: str, at: datetime) -> None:
+        if at < self.updated_at:
+            return  # an older snapshot arriving late
+        self.email_key, self.name, self.status, self.updated_at = email.lower(), name, status, at
+
+
+@dataclass(eq=False)
+class DailyQuota:
+    """Invitations created on one UTC day, for the workspace-wide daily limit."""
+
+    day: str  # YYYY-MM-DD
+    used: int = 0
+
+    def take(self, count: int, *, limit: int) -> bool:
+        if self.used + count > limit:
+            return False
+        self.used += count
+        return True

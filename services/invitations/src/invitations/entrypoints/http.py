@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from invitations.domain.model import Invitation, InvitationStatus
+from invitations.domain.model import Invitation, InvitationError, InvitationStatus
 from invitations.service_layer import services
-from invitations.service_layer.services import InviteOutcome
+from invitations.service_layer.services import (
+    DailyLimitReached,
+    InvalidExpiry,
+    InviteCommand,
+    InviteOutcome,
+    NotFound,
+    TooManyAddresses,
+)
+from invitations.service_layer.unit_of_work import InvitationQuery
 from invitations.wiring import InvitationsContext
-from onboarding_shared.auth import require_admin
+from onboarding_shared.auth import AdminPrincipal, require_admin
 
 # Every route here is for admins: 401 without a valid token, 403 without the admin role.
 router = APIRouter(
@@ -21,7 +32,8 @@ router = APIRouter(
 )
 
 MAX_EMAILS_TEXT = 200_000
-MAX_LIST_ITEMS = 5_000
+MAX_LIST_ITEMS = 10_000
+_CONTROL_EXCEPT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _context(request: Request) -> InvitationsContext:
@@ -41,8 +53,21 @@ class InviteRequest(BaseModel):
     ) = Field(
         description="Addresses separated by commas, semicolons, spaces or line breaks "
         "(`Name <address>` accepted), or a JSON list of addresses.",
-        examples=["a@example.com, b@example.com\nc@example.com"],
+        examples=["ada@example.com, Grace Hopper <grace@example.com>\nlinus@example.com"],
     )
+    message: str | None = Field(
+        default=None, max_length=1000, description="Plain text shown (escaped) in the email."
+    )
+    expires_in_hours: int | None = Field(
+        default=None, description="Within the limits the service is configured with."
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        if value is not None and _CONTROL_EXCEPT_LINES.search(value):
+            raise ValueError("must be plain text: no control characters other than line breaks")
+        return value.strip() or None if value is not None else None
 
 
 class InviteResultOut(BaseModel):
@@ -53,7 +78,14 @@ class InviteResultOut(BaseModel):
     reason: str | None = None
 
 
-class InviteResponse(BaseModel):
+class SmtpAware(BaseModel):
+    smtp_configured: bool | None = Field(
+        description="What the mailer last reported; null when it has not been heard from."
+    )
+    warning: str | None = Field(description="Why emails may wait, when they may.")
+
+
+class InviteResponse(SmtpAware):
     queued: int
     results: list[InviteResultOut]
 
@@ -65,21 +97,24 @@ class InvitationOut(BaseModel):
     created_at: datetime
     expires_at: datetime
     sent_at: datetime | None
-    attempts: int
+    attempts: int = Field(description="Delivery attempts of the latest email.")
+    sends: int = Field(description="How many times it was emailed (1 + resends).")
     last_error: str | None
+    inviter_id: uuid.UUID | None
+    inviter_name: str | None
+    message: str | None
+    accepted_at: datetime | None
+    accepted_user_id: uuid.UUID | None
+    revoked_at: datetime | None
 
     @classmethod
     def of(cls, invitation: Invitation, now: datetime) -> InvitationOut:
-        return cls(
-            id=invitation.id,
-            email=invitation.email,
-            status=invitation.status_at(now),
-            created_at=invitation.created_at,
-            expires_at=invitation.expires_at,
-            sent_at=invitation.sent_at,
-            attempts=invitation.attempts,
-            last_error=invitation.last_error,
-        )
+        fields = {name: getattr(invitation, name) for name in cls.model_fields if name != "status"}
+        return cls(status=invitation.status_at(now), **fields)
+
+
+class ResendResponse(SmtpAware):
+    invitation: InvitationOut
 
 
 class InvitationList(BaseModel):
@@ -89,15 +124,45 @@ class InvitationList(BaseModel):
     offset: int
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def create_invitations(body: InviteRequest, context: Context) -> InviteResponse:
-    """Invite every valid address; the emails go out asynchronously."""
-    results = await services.invite(
-        context.uow(), body.emails, policy=context.invite_policy, now=datetime.now(UTC)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={413: {"description": "Too many addresses"}, 429: {"description": "Daily limit"}},
+)
+async def create_invitations(
+    body: InviteRequest, context: Context, admin: AdminPrincipal
+) -> InviteResponse:
+    """Invite every valid, new address; the emails go out asynchronously."""
+    command = InviteCommand(
+        emails=body.emails,
+        inviter_id=admin.user_id,
+        message=body.message,
+        expires_in_hours=body.expires_in_hours,
     )
+    try:
+        results = await services.invite(
+            context.uow(),
+            command,
+            policy=context.invite_policy,
+            minter=context.minter,
+            now=datetime.now(UTC),
+        )
+    except TooManyAddresses as error:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, str(error)) from None
+    except InvalidExpiry as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    except DailyLimitReached as error:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            str(error),
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        ) from None
+    report = services.smtp_report(context.mailer_status.snapshot())
     return InviteResponse(
         queued=sum(1 for r in results if r.outcome is InviteOutcome.QUEUED),
         results=[InviteResultOut.model_validate(r, from_attributes=True) for r in results],
+        smtp_configured=report.smtp_configured,
+        warning=report.warning,
     )
 
 
@@ -105,14 +170,76 @@ async def create_invitations(body: InviteRequest, context: Context) -> InviteRes
 async def list_invitations(
     context: Context,
     status: InvitationStatus | None = None,
+    q: Annotated[str | None, Query(max_length=320, description="Part of the address")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> InvitationList:
-    page = await services.list_invitations(context.uow(), status=status, limit=limit, offset=offset)
     now = datetime.now(UTC)
+    page = await services.list_invitations(
+        context.uow(), InvitationQuery(status=status, search=q, limit=limit, offset=offset), now=now
+    )
     return InvitationList(
         items=[InvitationOut.of(item, now) for item in page.items],
         total=page.total,
         limit=limit,
         offset=offset,
     )
+
+
+@router.get("/{invitation_id}", responses={404: {"description": "No such invitation"}})
+async def get_invitation(invitation_id: uuid.UUID, context: Context) -> InvitationOut:
+    with _translated_errors():
+        invitation = await services.get_invitation(context.uow(), invitation_id)
+    return InvitationOut.of(invitation, datetime.now(UTC))
+
+
+@router.post(
+    "/{invitation_id}/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        404: {"description": "No such invitation"},
+        409: {"description": "Cannot be resent"},
+    },
+)
+async def resend_invitation(invitation_id: uuid.UUID, context: Context) -> ResendResponse:
+    """Same link and expiry while unexpired; an expired invitation gets a new link and expiry."""
+    now = datetime.now(UTC)
+    with _translated_errors():
+        invitation = await services.resend(
+            context.uow(),
+            invitation_id,
+            policy=context.invite_policy,
+            minter=context.minter,
+            now=now,
+        )
+    report = services.smtp_report(context.mailer_status.snapshot())
+    return ResendResponse(
+        invitation=InvitationOut.of(invitation, now),
+        smtp_configured=report.smtp_configured,
+        warning=report.warning,
+    )
+
+
+@router.delete(
+    "/{invitation_id}",
+    responses={
+        404: {"description": "No such invitation"},
+        409: {"description": "Already accepted"},
+    },
+)
+async def revoke_invitation(invitation_id: uuid.UUID, context: Context) -> InvitationOut:
+    """The link stops working at once. Revoking twice is harmless."""
+    now = datetime.now(UTC)
+    with _translated_errors():
+        invitation = await services.revoke(context.uow(), invitation_id, now=now)
+    return InvitationOut.of(invitation, now)
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except NotFound as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    except InvitationError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None

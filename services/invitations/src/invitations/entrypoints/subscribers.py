@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from invitations.service_layer import services
 from invitations.wiring import InvitationsContext
-from onboarding_shared.contract import EmailFailed, EmailSent, Envelope
+from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, UserCreated, UserUpdated
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
 
 EMAIL_OUTCOMES_QUEUE = "invitations.email-outcomes"
+MEMBERS_QUEUE = "invitations.members"
 
 
 def consumers(context: InvitationsContext) -> list[ReliableConsumer]:
-    settings = context.settings
+    return [_email_outcomes(context), _members(context)]
 
-    async def on_email_sent(event: Envelope[EmailSent], _delivery: Delivery) -> Any:
+
+def _email_outcomes(context: InvitationsContext) -> ReliableConsumer:
+    async def on_email_sent(event: Envelope[EmailSent], _delivery: Delivery) -> None:
         await services.record_email_sent(context.uow(), event)
 
-    async def on_email_failed(event: Envelope[EmailFailed], _delivery: Delivery) -> Any:
+    async def on_email_failed(event: Envelope[EmailFailed], _delivery: Delivery) -> None:
         await services.record_email_failed(context.uow(), event)
 
     router = EventRouter()
     router.register(EmailSent, on_email_sent)
     router.register(EmailFailed, on_email_failed)
-    queue = settings.consumer_queue(
-        EMAIL_OUTCOMES_QUEUE, EmailSent.spec.routing_key, EmailFailed.spec.routing_key
-    )
-    return [ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)]
+    return _consumer(context, EMAIL_OUTCOMES_QUEUE, router, EmailSent, EmailFailed)
+
+
+def _members(context: InvitationsContext) -> ReliableConsumer:
+    """Who already has an account: UserCreated also accepts the invitation it came from."""
+
+    async def on_user(
+        event: Envelope[UserCreated] | Envelope[UserUpdated], _delivery: Delivery
+    ) -> None:
+        await services.record_member(context.uow(), event)
+
+    router = EventRouter()
+    router.register(UserCreated, on_user)
+    router.register(UserUpdated, on_user)
+    return _consumer(context, MEMBERS_QUEUE, router, UserCreated, UserUpdated)
+
+
+def _consumer(
+    context: InvitationsContext,
+    name: str,
+    router: EventRouter,
+    *events: type[EmailSent | EmailFailed | UserCreated | UserUpdated],
+) -> ReliableConsumer:
+    settings = context.settings
+    queue = settings.consumer_queue(name, *(event.spec.routing_key for event in events))
+    return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)

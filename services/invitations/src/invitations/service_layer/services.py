@@ -5,27 +5,47 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from invitations.domain.addresses import parse_addresses
-from invitations.domain.model import Invitation, InvitationStatus
-from invitations.service_layer.unit_of_work import InvitationPage, InvitationsUnitOfWork
-from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, InvitationRequested
+from invitations.domain.addresses import AddressProblem, ParsedAddress, parse_addresses
+from invitations.domain.model import Invitation, Inviter, Member, TokenMinter
+from invitations.service_layer.unit_of_work import (
+    InvitationPage,
+    InvitationQuery,
+    InvitationsUnitOfWork,
+)
+from onboarding_shared.contract import (
+    EmailFailed,
+    EmailSent,
+    Envelope,
+    InvitationRequested,
+    InvitationRevoked,
+    UserCreated,
+    UserUpdated,
+)
+from onboarding_shared.messaging.status import MailerStatusSnapshot
 
 EMAIL_OUTCOMES_CONSUMER = "invitations.email-outcomes"
+MEMBERS_CONSUMER = "invitations.members"
 
 
 @dataclass(frozen=True)
 class InvitePolicy:
     workspace_name: str
     public_url: str
-    ttl: timedelta
+    default_ttl_hours: int
+    min_ttl_hours: int
+    max_ttl_hours: int
+    max_addresses_per_request: int
+    max_invitations_per_day: int
 
 
 class InviteOutcome(StrEnum):
     QUEUED = "queued"
     INVALID = "invalid"
+    ALREADY_MEMBER = "already_member"
+    ALREADY_INVITED = "already_invited"
     DUPLICATE_IN_REQUEST = "duplicate_in_request"
 
 
@@ -38,45 +58,232 @@ class InviteResult:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class InviteCommand:
+    emails: str | list[str]
+    inviter_id: uuid.UUID | None = None
+    message: str | None = None
+    expires_in_hours: int | None = None
+
+
+class InviteRefused(Exception):
+    """The whole request is refused and nothing was created."""
+
+
+class TooManyAddresses(InviteRefused):
+    pass
+
+
+class InvalidExpiry(InviteRefused):
+    pass
+
+
+class DailyLimitReached(InviteRefused):
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class NotFound(Exception):
+    pass
+
+
 async def invite(
-    uow: InvitationsUnitOfWork, raw_emails: str | list[str], *, policy: InvitePolicy, now: datetime
+    uow: InvitationsUnitOfWork,
+    command: InviteCommand,
+    *,
+    policy: InvitePolicy,
+    minter: TokenMinter,
+    now: datetime,
 ) -> list[InviteResult]:
-    """Create and queue one invitation per valid, distinct address; report every address."""
-    results: list[InviteResult] = []
+    """One result per distinct address, in input order; invitations only for the ones queued."""
+    ttl_hours = _ttl(command.expires_in_hours, policy)
+    addresses = parse_addresses(command.emails)
+    if len(addresses) > policy.max_addresses_per_request:
+        raise TooManyAddresses(
+            f"{len(addresses)} addresses in one request; "
+            f"the limit is {policy.max_addresses_per_request}"
+        )
     async with uow:
-        for address in parse_addresses(raw_emails):
-            if address.problem is not None or address.email is None:
-                outcome = InviteOutcome(address.problem or "invalid")
-                results.append(
-                    InviteResult(address.given, outcome, address.email, reason=address.reason)
-                )
-                continue
-            invitation, token = Invitation.issue(address.email, now=now, ttl=policy.ttl)
-            uow.invitations.add(invitation)
-            uow.emit(_requested(invitation, token, policy))
-            results.append(
-                InviteResult(address.given, InviteOutcome.QUEUED, address.email, invitation.id)
+        quota = await uow.quotas.lock_day(_day(now))  # first: serialises concurrent invitations
+        results = await _triage(uow, addresses, now)
+        queued = [r for r in results if r.outcome is InviteOutcome.QUEUED]
+        if not quota.take(len(queued), limit=policy.max_invitations_per_day):
+            raise DailyLimitReached(
+                f"the workspace may send {policy.max_invitations_per_day} invitations a day; "
+                f"{quota.used} already went out today and this request has {len(queued)}",
+                retry_after_seconds=_seconds_to_next_day(now),
             )
+        inviter = await _inviter(uow, command.inviter_id)
+        results = [
+            _issue(
+                uow,
+                result,
+                now=now,
+                ttl_hours=ttl_hours,
+                policy=policy,
+                minter=minter,
+                inviter=inviter,
+                message=command.message,
+            )
+            if result.outcome is InviteOutcome.QUEUED
+            else result
+            for result in results
+        ]
         await uow.commit()
     return results
 
 
-def _requested(invitation: Invitation, token: str, policy: InvitePolicy) -> InvitationRequested:
+async def _triage(
+    uow: InvitationsUnitOfWork, addresses: list[ParsedAddress], now: datetime
+) -> list[InviteResult]:
+    keys = [a.key for a in addresses if a.key and a.problem is None]
+    members = await uow.members.by_email(keys)
+    invited = {
+        invitation.email_key: invitation for invitation in await uow.invitations.open_for(keys, now)
+    }
+    return [_triage_one(address, members, invited) for address in addresses]
+
+
+def _triage_one(
+    address: ParsedAddress, members: dict[str, Member], invited: dict[str, Invitation]
+) -> InviteResult:
+    if address.problem is AddressProblem.INVALID or address.key is None:
+        return InviteResult(address.given, InviteOutcome.INVALID, reason=address.reason)
+    if address.problem is AddressProblem.DUPLICATE_IN_REQUEST:
+        return InviteResult(
+            address.given, InviteOutcome.DUPLICATE_IN_REQUEST, address.email, reason=address.reason
+        )
+    if member := members.get(address.key):
+        reason = (
+            "account is deactivated" if member.status == "deactivated" else "already has an account"
+        )
+        return InviteResult(
+            address.given, InviteOutcome.ALREADY_MEMBER, address.email, reason=reason
+        )
+    if open_invitation := invited.get(address.key):
+        return InviteResult(
+            address.given,
+            InviteOutcome.ALREADY_INVITED,
+            address.email,
+            open_invitation.id,
+            reason=f"invited already, until {open_invitation.expires_at:%Y-%m-%d %H:%M} UTC; "
+            "resend it instead",
+        )
+    return InviteResult(address.given, InviteOutcome.QUEUED, address.email)
+
+
+def _issue(
+    uow: InvitationsUnitOfWork,
+    result: InviteResult,
+    *,
+    now: datetime,
+    ttl_hours: int,
+    policy: InvitePolicy,
+    minter: TokenMinter,
+    inviter: Inviter | None,
+    message: str | None,
+) -> InviteResult:
+    assert result.email is not None
+    invitation = Invitation.issue(
+        result.email, now=now, ttl_hours=ttl_hours, minter=minter, inviter=inviter, message=message
+    )
+    uow.invitations.add(invitation)
+    uow.emit(_requested(invitation, policy, minter))
+    return InviteResult(result.input, InviteOutcome.QUEUED, result.email, invitation.id)
+
+
+def _requested(
+    invitation: Invitation, policy: InvitePolicy, minter: TokenMinter
+) -> InvitationRequested:
     return InvitationRequested(
         invitation_id=invitation.id,
         email=invitation.email,
         workspace_name=policy.workspace_name,
-        join_url=f"{policy.public_url}/join/{token}",
+        join_url=f"{policy.public_url}/join/{minter.token(invitation.token_salt)}",
         expires_at=invitation.expires_at,
         token_hash=invitation.token_hash,
+        inviter_name=invitation.inviter_name,
+        message=invitation.message,
     )
 
 
+async def _inviter(uow: InvitationsUnitOfWork, inviter_id: uuid.UUID | None) -> Inviter | None:
+    if inviter_id is None:
+        return None
+    member = await uow.members.get(inviter_id)
+    return Inviter(user_id=inviter_id, name=member.name if member else None)
+
+
+def _ttl(requested: int | None, policy: InvitePolicy) -> int:
+    hours = policy.default_ttl_hours if requested is None else requested
+    if not policy.min_ttl_hours <= hours <= policy.max_ttl_hours:
+        raise InvalidExpiry(
+            f"expires_in_hours must be between {policy.min_ttl_hours} and {policy.max_ttl_hours}"
+        )
+    return hours
+
+
+def _day(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _seconds_to_next_day(now: datetime) -> int:
+    utc = now.astimezone(UTC)
+    tomorrow = (utc + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1, int((tomorrow - utc).total_seconds()))
+
+
 async def list_invitations(
-    uow: InvitationsUnitOfWork, *, status: InvitationStatus | None, limit: int, offset: int
+    uow: InvitationsUnitOfWork, query: InvitationQuery, *, now: datetime
 ) -> InvitationPage:
     async with uow:
-        return await uow.invitations.list(status=status, limit=limit, offset=offset)
+        return await uow.invitations.list(query, now)
+
+
+async def get_invitation(uow: InvitationsUnitOfWork, invitation_id: uuid.UUID) -> Invitation:
+    async with uow:
+        return await _existing(uow, invitation_id)
+
+
+async def resend(
+    uow: InvitationsUnitOfWork,
+    invitation_id: uuid.UUID,
+    *,
+    policy: InvitePolicy,
+    minter: TokenMinter,
+    now: datetime,
+) -> Invitation:
+    async with uow:
+        invitation = await _existing(uow, invitation_id)
+        invitation.resend(now=now, minter=minter)
+        uow.emit(_requested(invitation, policy, minter))
+        await uow.commit()
+    return invitation
+
+
+async def revoke(
+    uow: InvitationsUnitOfWork, invitation_id: uuid.UUID, *, now: datetime
+) -> Invitation:
+    async with uow:
+        invitation = await _existing(uow, invitation_id)
+        if invitation.revoke(now=now):
+            uow.emit(_revoked(invitation, now))
+            await uow.commit()
+    return invitation
+
+
+def _revoked(invitation: Invitation, now: datetime) -> InvitationRevoked:
+    return InvitationRevoked(
+        invitation_id=invitation.id, token_hash=invitation.token_hash, revoked_at=now
+    )
+
+
+async def _existing(uow: InvitationsUnitOfWork, invitation_id: uuid.UUID) -> Invitation:
+    invitation = await uow.invitations.get(invitation_id)
+    if invitation is None:
+        raise NotFound(f"no invitation {invitation_id}")
+    return invitation
 
 
 async def record_email_sent(uow: InvitationsUnitOfWork, event: Envelope[EmailSent]) -> None:
@@ -101,3 +308,71 @@ async def record_email_failed(uow: InvitationsUnitOfWork, event: Envelope[EmailF
         if invitation is not None:
             invitation.record_failed(reason=event.data.reason, attempts=event.data.attempts)
         await uow.commit()
+
+
+async def record_member(
+    uow: InvitationsUnitOfWork, event: Envelope[UserCreated] | Envelope[UserUpdated]
+) -> None:
+    """Keep our copy of the account; a new account accepts its invitation and closes the
+    other open invitations to the same address."""
+    data = event.data
+    async with uow:
+        if not await uow.claim(MEMBERS_CONSUMER, event.event_id):
+            return
+        await _upsert_member(uow, data, at=event.occurred_at)
+        if isinstance(data, UserCreated):
+            await _close_invitations_of(uow, data, now=event.occurred_at)
+        await uow.commit()
+
+
+async def _upsert_member(
+    uow: InvitationsUnitOfWork, data: UserCreated | UserUpdated, *, at: datetime
+) -> None:
+    member = await uow.members.get(data.user_id)
+    if member is None:
+        uow.members.add(
+            Member(
+                user_id=data.user_id,
+                email_key=data.email.lower(),
+                name=data.name,
+                status=data.status,
+                updated_at=at,
+            )
+        )
+    else:
+        member.apply(email=data.email, name=data.name, status=data.status, at=at)
+
+
+async def _close_invitations_of(
+    uow: InvitationsUnitOfWork, data: UserCreated, *, now: datetime
+) -> None:
+    if data.invitation_id is not None and (
+        accepted := await uow.invitations.get(data.invitation_id)
+    ):
+        accepted.accept(user_id=data.user_id, at=now)
+    for invitation in await uow.invitations.open_for([data.email.lower()], now):
+        if invitation.id != data.invitation_id and invitation.revoke(now=now):
+            uow.emit(_revoked(invitation, now))
+
+
+@dataclass(frozen=True)
+class SmtpReport:
+    smtp_configured: bool | None  # None: the mailer has not been heard from
+    warning: str | None
+
+
+def smtp_report(mailer: MailerStatusSnapshot) -> SmtpReport:
+    """What to tell the admin about email delivery, from the mailer's latest heartbeat."""
+    kept = "invitations are kept and will be emailed"
+    if not mailer.heard or not mailer.reachable:
+        return SmtpReport(
+            mailer.smtp_configured if mailer.heard else None,
+            f"The mailer cannot be reached (no recent heartbeat): {kept} once it is running.",
+        )
+    if not mailer.smtp_configured:
+        return SmtpReport(False, f"SMTP is not configured: {kept} once SMTP is set up.")
+    if mailer.last_attempt_ok is False:
+        return SmtpReport(
+            True, f"The SMTP server did not answer the last attempt: {kept} when it does."
+        )
+    return SmtpReport(True, None)

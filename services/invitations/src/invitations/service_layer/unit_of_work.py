@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from invitations.domain.model import Invitation, InvitationStatus
+from invitations.domain.model import DailyQuota, Invitation, InvitationStatus, Member
 from onboarding_shared.unit_of_work import AbstractUnitOfWork
 
 
@@ -13,6 +14,14 @@ from onboarding_shared.unit_of_work import AbstractUnitOfWork
 class InvitationPage:
     items: Sequence[Invitation]
     total: int
+
+
+@dataclass(frozen=True)
+class InvitationQuery:
+    status: InvitationStatus | None = None
+    search: str | None = None  # part of the address
+    limit: int = 50
+    offset: int = 0
 
 
 class InvitationRepository(abc.ABC):
@@ -23,10 +32,32 @@ class InvitationRepository(abc.ABC):
     async def get(self, invitation_id: uuid.UUID) -> Invitation | None: ...
 
     @abc.abstractmethod
-    async def list(
-        self, *, status: InvitationStatus | None, limit: int, offset: int
-    ) -> InvitationPage: ...
+    async def open_for(self, email_keys: Iterable[str], now: datetime) -> list[Invitation]:
+        """Unexpired pending, sent or failed invitations to these lower-cased addresses."""
+
+    @abc.abstractmethod
+    async def list(self, query: InvitationQuery, now: datetime) -> InvitationPage: ...
+
+
+class MemberRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, member: Member) -> None: ...
+
+    @abc.abstractmethod
+    async def get(self, user_id: uuid.UUID) -> Member | None: ...
+
+    @abc.abstractmethod
+    async def by_email(self, email_keys: Iterable[str]) -> dict[str, Member]: ...
+
+
+class QuotaRepository(abc.ABC):
+    @abc.abstractmethod
+    async def lock_day(self, day: str) -> DailyQuota:
+        """Today's counter, locked until the unit of work ends: concurrent invitations
+        (from any replica) wait here, so limits and duplicate checks hold."""
 
 
 class InvitationsUnitOfWork(AbstractUnitOfWork):
     invitations: InvitationRepository
+    members: MemberRepository
+    quotas: QuotaRepository

@@ -1,0 +1,303 @@
+"""The invitations service layer with in-memory fakes: per-address results, limits, resend,
+revoke, accepting on UserCreated, and the SMTP warning."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from invitations.domain.model import (
+    DailyQuota,
+    Invitation,
+    InvitationError,
+    InvitationStatus,
+    Member,
+    TokenMinter,
+)
+from invitations.service_layer import services
+from invitations.service_layer.services import (
+    DailyLimitReached,
+    InvalidExpiry,
+    InviteCommand,
+    InviteOutcome,
+    InvitePolicy,
+    TooManyAddresses,
+)
+from invitations.service_layer.unit_of_work import (
+    InvitationPage,
+    InvitationQuery,
+    InvitationRepository,
+    InvitationsUnitOfWork,
+    MemberRepository,
+    QuotaRepository,
+)
+from onboarding_shared.contract import UserCreated, new_event
+from onboarding_shared.messaging.status import MailerStatusSnapshot
+from tests.support.fakes import FakeMessagingUnitOfWork
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+MINTER = TokenMinter(b"s" * 32)
+POLICY = InvitePolicy(
+    workspace_name="Acme",
+    public_url="https://chat.acme.test",
+    default_ttl_hours=168,
+    min_ttl_hours=1,
+    max_ttl_hours=720,
+    max_addresses_per_request=5,
+    max_invitations_per_day=10,
+)
+
+
+class FakeInvitations(InvitationRepository):
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, Invitation] = {}
+
+    def add(self, invitation: Invitation) -> None:
+        self.rows[invitation.id] = invitation
+
+    async def get(self, invitation_id: uuid.UUID) -> Invitation | None:
+        return self.rows.get(invitation_id)
+
+    async def open_for(self, email_keys: Iterable[str], now: datetime) -> list[Invitation]:
+        keys = set(email_keys)
+        return [i for i in self.rows.values() if i.email_key in keys and i.is_open_at(now)]
+
+    async def list(self, query: InvitationQuery, now: datetime) -> InvitationPage:
+        items = [i for i in self.rows.values() if query.status in (None, i.status_at(now))]
+        return InvitationPage(
+            items=items[query.offset : query.offset + query.limit], total=len(items)
+        )
+
+
+class FakeMembers(MemberRepository):
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, Member] = {}
+
+    def add(self, member: Member) -> None:
+        self.rows[member.user_id] = member
+
+    async def get(self, user_id: uuid.UUID) -> Member | None:
+        return self.rows.get(user_id)
+
+    async def by_email(self, email_keys: Iterable[str]) -> dict[str, Member]:
+        keys = set(email_keys)
+        return {m.email_key: m for m in self.rows.values() if m.email_key in keys}
+
+
+class FakeQuotas(QuotaRepository):
+    def __init__(self) -> None:
+        self.days: dict[str, DailyQuota] = {}
+
+    async def lock_day(self, day: str) -> DailyQuota:
+        return self.days.setdefault(day, DailyQuota(day=day))
+
+
+class FakeUnitOfWork(FakeMessagingUnitOfWork, InvitationsUnitOfWork):
+    invitations: FakeInvitations
+    members: FakeMembers
+    quotas: FakeQuotas
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.invitations = FakeInvitations()
+        self.members = FakeMembers()
+        self.quotas = FakeQuotas()
+        self._saved_quota: dict[str, int] = {}
+
+    async def commit(self) -> None:
+        await super().commit()
+        self._saved_quota = {day: q.used for day, q in self.quotas.days.items()}
+
+    async def rollback(self) -> None:
+        await super().rollback()
+        for day, quota in self.quotas.days.items():  # undo what an uncommitted take() did
+            quota.used = self._saved_quota.get(day, 0)
+
+
+async def invite(
+    uow: FakeUnitOfWork, emails: str | list[str], **fields: object
+) -> list[services.InviteResult]:
+    command = InviteCommand(emails=emails, **fields)  # type: ignore[arg-type]
+    return await services.invite(uow, command, policy=POLICY, minter=MINTER, now=NOW)
+
+
+def outcomes(results: list[services.InviteResult]) -> list[str]:
+    return [r.outcome.value for r in results]
+
+
+async def test_each_address_gets_a_result_in_input_order_and_only_queued_ones_are_created() -> None:
+    uow = FakeUnitOfWork()
+    uow.members.add(Member(uuid.uuid4(), "grace@example.com", "Grace", "active", NOW))
+    results = await invite(uow, "ada@example.com, Grace@example.com, nope, ADA@example.com")
+    assert outcomes(results) == ["queued", "already_member", "invalid", "duplicate_in_request"]
+    assert len(uow.invitations.rows) == 1
+    [requested] = uow.events("InvitationRequested")
+    assert requested.data.email == "ada@example.com"
+    assert requested.data.join_url.startswith("https://chat.acme.test/join/")
+    assert requested.data.invitation_id == results[0].invitation_id
+
+
+async def test_an_open_invitation_makes_the_address_already_invited_until_it_expires() -> None:
+    uow = FakeUnitOfWork()
+    [first] = await invite(uow, "ada@example.com", expires_in_hours=1)
+    [again] = await invite(uow, "ADA@example.com")
+    assert (
+        again.outcome is InviteOutcome.ALREADY_INVITED
+        and again.invitation_id == first.invitation_id
+    )
+    later = await services.invite(
+        uow,
+        InviteCommand(emails="ada@example.com"),
+        policy=POLICY,
+        minter=MINTER,
+        now=NOW + timedelta(hours=2),
+    )
+    assert outcomes(later) == ["queued"]
+
+
+async def test_a_deactivated_account_is_named_as_such() -> None:
+    uow = FakeUnitOfWork()
+    uow.members.add(Member(uuid.uuid4(), "old@example.com", "Old", "deactivated", NOW))
+    [result] = await invite(uow, "old@example.com")
+    assert (result.outcome, result.reason) == (
+        InviteOutcome.ALREADY_MEMBER,
+        "account is deactivated",
+    )
+
+
+async def test_too_many_addresses_refuses_the_whole_request() -> None:
+    uow = FakeUnitOfWork()
+    with pytest.raises(TooManyAddresses, match=r"6 addresses .* limit is 5"):
+        await invite(uow, [f"p{n}@example.com" for n in range(6)])
+    assert uow.invitations.rows == {} and uow.published == []
+
+
+async def test_the_daily_limit_refuses_the_whole_request_with_a_retry_time() -> None:
+    uow = FakeUnitOfWork()
+    await invite(uow, [f"p{n}@example.com" for n in range(5)])
+    await invite(uow, [f"q{n}@example.com" for n in range(4)])
+    with pytest.raises(DailyLimitReached) as refused:
+        await invite(uow, ["r1@example.com", "r2@example.com"])
+    assert refused.value.retry_after_seconds == 12 * 3600
+    assert len(uow.invitations.rows) == 9
+    assert outcomes(await invite(uow, ["r1@example.com"])) == ["queued"]
+
+
+@pytest.mark.parametrize("hours", [0, 721])
+async def test_an_expiry_outside_the_limits_is_refused(hours: int) -> None:
+    with pytest.raises(InvalidExpiry, match="between 1 and 720"):
+        await invite(FakeUnitOfWork(), "ada@example.com", expires_in_hours=hours)
+
+
+async def test_the_inviter_name_and_message_travel_in_the_event() -> None:
+    uow = FakeUnitOfWork()
+    admin = uuid.uuid4()
+    uow.members.add(Member(admin, "boss@example.com", "The Boss", "active", NOW))
+    await invite(uow, "ada@example.com", inviter_id=admin, message="See you <there>!")
+    [requested] = uow.events("InvitationRequested")
+    assert (requested.data.inviter_name, requested.data.message) == ("The Boss", "See you <there>!")
+
+
+async def test_resend_keeps_the_link_while_unexpired_and_renews_it_after() -> None:
+    uow = FakeUnitOfWork()
+    [result] = await invite(uow, "ada@example.com", expires_in_hours=1)
+    assert result.invitation_id is not None
+    await services.resend(uow, result.invitation_id, policy=POLICY, minter=MINTER, now=NOW)
+    await services.resend(
+        uow, result.invitation_id, policy=POLICY, minter=MINTER, now=NOW + timedelta(hours=3)
+    )
+    first, same, renewed = (e.data for e in uow.events("InvitationRequested"))
+    assert same.join_url == first.join_url and same.expires_at == first.expires_at
+    assert renewed.join_url != first.join_url and renewed.token_hash != first.token_hash
+
+
+async def test_revoking_emits_the_revocation_once_and_forbids_resending() -> None:
+    uow = FakeUnitOfWork()
+    [result] = await invite(uow, "ada@example.com")
+    assert result.invitation_id is not None
+    await services.revoke(uow, result.invitation_id, now=NOW)
+    await services.revoke(uow, result.invitation_id, now=NOW)
+    [revoked] = uow.events("InvitationRevoked")
+    assert revoked.data.token_hash == uow.invitations.rows[result.invitation_id].token_hash
+    with pytest.raises(InvitationError):
+        await services.resend(uow, result.invitation_id, policy=POLICY, minter=MINTER, now=NOW)
+
+
+async def test_unknown_invitations_are_not_found() -> None:
+    with pytest.raises(services.NotFound):
+        await services.revoke(FakeUnitOfWork(), uuid.uuid4(), now=NOW)
+
+
+async def test_a_new_account_accepts_its_invitation_and_closes_the_others_for_its_address() -> None:
+    uow = FakeUnitOfWork()
+    [joined] = await invite(uow, "ada@example.com")
+    other = Invitation.issue("ADA@example.com", now=NOW, ttl_hours=48, minter=MINTER)
+    uow.invitations.add(other)
+    user_id = uuid.uuid4()
+    created = new_event(
+        UserCreated(
+            user_id=user_id,
+            email="Ada@example.com",
+            username="ada",
+            name="Ada",
+            roles=["user"],
+            status="pending",
+            created_at=NOW,
+            invitation_id=joined.invitation_id,
+        ),
+        producer="users",
+    ).model_copy(update={"occurred_at": NOW})
+    await services.record_member(uow, created)
+    await services.record_member(uow, created)  # redelivered: no second effect
+
+    assert joined.invitation_id is not None
+    accepted = uow.invitations.rows[joined.invitation_id]
+    assert (accepted.status, accepted.accepted_user_id) == (InvitationStatus.ACCEPTED, user_id)
+    assert other.status is InvitationStatus.REVOKED
+    assert [e.data.invitation_id for e in uow.events("InvitationRevoked")] == [other.id]
+    assert outcomes(await invite(uow, "ada@example.com")) == ["already_member"]
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "configured", "warning_part"),
+    [
+        (MailerStatusSnapshot(heard=False, reachable=False), None, "cannot be reached"),
+        (
+            MailerStatusSnapshot(heard=True, reachable=False, smtp_configured=True),
+            True,
+            "cannot be reached",
+        ),
+        (
+            MailerStatusSnapshot(heard=True, reachable=True, smtp_configured=False),
+            False,
+            "SMTP is not configured",
+        ),
+        (
+            MailerStatusSnapshot(
+                heard=True, reachable=True, smtp_configured=True, last_attempt_ok=False
+            ),
+            True,
+            "did not answer",
+        ),
+        (
+            MailerStatusSnapshot(
+                heard=True, reachable=True, smtp_configured=True, last_attempt_ok=True
+            ),
+            True,
+            None,
+        ),
+    ],
+)
+def test_the_smtp_warning_follows_the_mailer_heartbeat(
+    snapshot: MailerStatusSnapshot, configured: bool | None, warning_part: str | None
+) -> None:
+    report = services.smtp_report(snapshot)
+    assert report.smtp_configured is configured
+    if warning_part is None:
+        assert report.warning is None
+    else:
+        assert report.warning is not None and warning_part in report.warning
+        assert "kept" in report.warning
