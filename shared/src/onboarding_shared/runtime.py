@@ -32,7 +32,11 @@ from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.messaging.consumer import ReliableConsumer
 from onboarding_shared.messaging.outbox import OutboxRelay
 from onboarding_shared.messaging.publisher import RabbitPublisher
-from onboarding_shared.messaging.topology import declare_consumer_queue, declare_events_exchange
+from onboarding_shared.messaging.topology import (
+    ConsumerQueue,
+    declare_consumer_queue,
+    declare_events_exchange,
+)
 from onboarding_shared.observability import configure_logging
 from onboarding_shared.settings import ServiceSettings, redact_url
 from onboarding_shared.unit_of_work import MessagingTables
@@ -70,6 +74,8 @@ class ServiceRuntime:
     publisher: RabbitPublisher
     relay: OutboxRelay
     consumers: list[ReliableConsumer] = field(default_factory=list)
+    # Declared but not consumed (yet): their messages wait, e.g. emails while SMTP is unset.
+    dormant_queues: list[ConsumerQueue] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     # Run once, in order, before anything consumes or serves (e.g. seeding the first account).
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -102,8 +108,8 @@ class ServiceRuntime:
             ) from None
         async with connection.channel() as channel:
             await declare_events_exchange(channel, self.settings.events_exchange)
-            for consumer in self.consumers:
-                await declare_consumer_queue(channel, consumer.queue)
+            for queue in [consumer.queue for consumer in self.consumers] + self.dormant_queues:
+                await declare_consumer_queue(channel, queue)
         await self.broker.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         for job in self.background:

@@ -37,9 +37,11 @@ def create_app(settings: MailerSettings) -> FastAPI:
         ),
         sender=SmtpSender(settings) if settings.smtp_configured else None,
     )
-    if not settings.smtp_configured:
+    if context.sender is None:
         log.warning("SMTP_HOST is not set: emails wait in their queue until it is")
-    runtime.consumers.extend(subscribers.consumers(context))
+        runtime.dormant_queues.extend(subscribers.queues(settings))
+    else:
+        runtime.consumers.extend(subscribers.consumers(context, context.sender))
     runtime.background.append(heartbeat(context, runtime.publisher))
     app = create_http_app(runtime, [http.router], title="Onboarding: mailer")
     app.state.context = context

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailer.service_layer import services
 from mailer.service_layer.unit_of_work import MailSender
+from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
 from onboarding_shared.contract import Envelope, InvitationRequested, WelcomeEmailRequested
 from onboarding_shared.messaging.consumer import (
@@ -12,17 +13,23 @@ from onboarding_shared.messaging.consumer import (
     PermanentFailure,
     ReliableConsumer,
 )
+from onboarding_shared.messaging.topology import ConsumerQueue
 
 INVITATIONS_QUEUE = "mailer.invitations"
 WELCOME_EMAILS_QUEUE = "mailer.welcome-emails"
 
 
-def consumers(context: MailerContext) -> list[ReliableConsumer]:
-    """No consumers while SMTP is not configured: emails wait in the durable queue."""
-    sender = context.sender
-    if sender is None:
-        return []
+def queues(settings: MailerSettings) -> tuple[ConsumerQueue, ConsumerQueue]:
+    """The mailer's queues, declared even while SMTP is not configured: emails wait there."""
+    return (
+        settings.consumer_queue(INVITATIONS_QUEUE, InvitationRequested.spec.routing_key),
+        settings.consumer_queue(WELCOME_EMAILS_QUEUE, WelcomeEmailRequested.spec.routing_key),
+    )
+
+
+def consumers(context: MailerContext, sender: MailSender) -> list[ReliableConsumer]:
     settings = context.settings
+    invitations_queue, welcome_queue = queues(settings)
 
     async def on_invitation_requested(
         event: Envelope[InvitationRequested], delivery: Delivery
@@ -35,14 +42,17 @@ def consumers(context: MailerContext) -> list[ReliableConsumer]:
 
     router = EventRouter()
     router.register(InvitationRequested, on_invitation_requested)
-    queue = settings.consumer_queue(INVITATIONS_QUEUE, InvitationRequested.spec.routing_key)
     return [
-        ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds),
-        welcome_emails(context, sender),
+        ReliableConsumer(
+            invitations_queue, router, publish_timeout=settings.publish_timeout_seconds
+        ),
+        welcome_emails(context, sender, welcome_queue),
     ]
 
 
-def welcome_emails(context: MailerContext, sender: MailSender) -> ReliableConsumer:
+def welcome_emails(
+    context: MailerContext, sender: MailSender, queue: ConsumerQueue
+) -> ReliableConsumer:
     """Welcome emails for accounts an admin created (their own queue: the link inside is a
     secret, and only the mailer may bind to its routing key)."""
     settings = context.settings
@@ -58,5 +68,4 @@ def welcome_emails(context: MailerContext, sender: MailSender) -> ReliableConsum
 
     router = EventRouter()
     router.register(WelcomeEmailRequested, on_welcome_requested)
-    queue = settings.consumer_queue(WELCOME_EMAILS_QUEUE, WelcomeEmailRequested.spec.routing_key)
     return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)
