@@ -61,7 +61,7 @@ def environment() -> dict[str, str]:
 
 def mint_token(
     *,
-    roles: tuple[str, ...] = ("admin",),
+    roles: tuple[str, ...] | str = ("admin",),  # a str makes a malformed claim
     user_id: uuid.UUID | None = None,
     expires_in: timedelta = timedelta(minutes=5),
     key: Ed25519PrivateKey = PRIVATE_KEY,
@@ -70,7 +70,7 @@ def mint_token(
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id or uuid.uuid4()),
-        "roles": list(roles),
+        "roles": roles if isinstance(roles, str) else list(roles),
         "iat": now,
         "exp": now + expires_in,
         "iss": DEFAULT_ISSUER,
