@@ -148,7 +148,7 @@ async def create_invitations(
             now=datetime.now(UTC),
         )
     except TooManyAddresses as error:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, str(error)) from None
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(error)) from None
     except InvalidExpiry as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
     except DailyLimitReached as error:

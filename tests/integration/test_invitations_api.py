@@ -1,0 +1,260 @@
+"""The invitations API with the mailer, on the real broker, PostgreSQL and SMTP server:
+permissions, per-address results, limits, the SMTP warning and held invitations, delivery
+outcomes, resend and revoke."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from invitations.bootstrap import MIGRATIONS as INVITATIONS_MIGRATIONS
+from invitations.bootstrap import create_app as create_invitations
+from invitations.settings import InvitationsSettings
+from mailer.bootstrap import MIGRATIONS as MAILER_MIGRATIONS
+from mailer.bootstrap import create_app as create_mailer
+from mailer.settings import MailerSettings
+from onboarding_shared.contract import UserCreated, new_event
+from tests.support.auth import admin_headers, bearer, mint_token, verifier_settings
+from tests.support.broker import EventProbe, Namespace, eventually, publish_raw
+from tests.support.databases import DatabaseFactory
+from tests.support.factories import service_settings
+from tests.support.services import in_process
+from tests.support.smtp import SmtpServer
+
+pytestmark = pytest.mark.integration
+
+API = "/api/v1/invitations"
+JOIN_TOKEN = re.compile(r"/join/([A-Za-z0-9_-]{43,})")
+ADMIN = admin_headers()
+
+
+@pytest.fixture
+async def invitations_settings(
+    databases: DatabaseFactory, amqp_url: str, namespace: Namespace
+) -> InvitationsSettings:
+    url = await databases.create_migrated("invitations", INVITATIONS_MIGRATIONS)
+    return InvitationsSettings(
+        **service_settings(namespace, amqp_url, url),
+        **verifier_settings(),
+        public_url="https://chat.acme.test",
+        workspace_name="Acme",
+        max_addresses_per_request=5,
+        max_invitations_per_day=8,
+    )
+
+
+MailerFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def mailer(
+    databases: DatabaseFactory, amqp_url: str, namespace: Namespace, smtp_server: SmtpServer
+) -> MailerFactory:
+    """Starts the mailer in this process, with SMTP set up unless told otherwise."""
+    url = await databases.create_migrated("mailer", MAILER_MIGRATIONS)
+
+    def start(*, smtp: bool = True) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        smtp_settings: dict[str, Any] = (
+            {"smtp_host": "127.0.0.1", "smtp_port": smtp_server.port, "smtp_tls": "none"}
+            if smtp
+            else {}
+        )
+        settings = MailerSettings(
+            **service_settings(namespace, amqp_url, url),
+            **verifier_settings(),
+            **smtp_settings,
+            smtp_from="Acme <team@acme.test>",
+            status_interval_seconds=0.3,
+        )
+        return in_process(create_mailer, settings)
+
+    return start
+
+
+@pytest.fixture
+async def api(invitations_settings: InvitationsSettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with in_process(create_invitations, invitations_settings) as client:
+        yield client
+
+
+async def invite(api: httpx.AsyncClient, emails: str | list[str], **extra: Any) -> httpx.Response:
+    return await api.post(API, json={"emails": emails, **extra}, headers=ADMIN)
+
+
+async def statuses(api: httpx.AsyncClient) -> dict[str, str]:
+    items = (await api.get(API, headers=ADMIN)).json()["items"]
+    return {item["email"]: item["status"] for item in items}
+
+
+async def test_only_admins_may_invite_or_list(api: httpx.AsyncClient) -> None:
+    body = {"emails": "a@example.com"}
+    assert (await api.post(API, json=body)).status_code == 401
+    assert (await api.post(API, json=body, headers=bearer("not-a-token"))).status_code == 401
+    assert (
+        await api.post(API, json=body, headers=bearer(mint_token(roles=("user",))))
+    ).status_code == 403
+    assert (await api.get(API, headers=bearer(mint_token(roles=("user",))))).status_code == 403
+    assert (await api.get(API)).status_code == 401
+
+
+async def test_results_per_address_and_members_learned_from_user_created(
+    api: httpx.AsyncClient, amqp_url: str, namespace: Namespace
+) -> None:
+    created = new_event(
+        UserCreated(
+            user_id=uuid.uuid4(),
+            email="Grace@Example.com",
+            username="grace",
+            name="Grace",
+            roles=["user"],
+            status="pending",
+            created_at=datetime.now(UTC),
+        ),
+        producer="users",
+    )
+    await publish_raw(amqp_url, namespace.exchange, "user.created.v1", created.to_json())
+    await eventually(lambda: _is_member(api, "grace@example.com"))
+
+    first = await invite(api, "ada@example.com; Linus <linus@example.com>")
+    assert first.status_code == 202
+    response = await invite(
+        api, "grace@example.com, ADA@example.com, broken@, new@example.com, NEW@example.com"
+    )
+    assert response.status_code == 202
+    results = response.json()["results"]
+    assert [r["outcome"] for r in results] == [
+        "already_member",
+        "already_invited",
+        "invalid",
+        "queued",
+        "duplicate_in_request",
+    ]
+    assert results[1]["invitation_id"] == first.json()["results"][0]["invitation_id"]
+    assert "@-sign" in results[2]["reason"] or "after the @" in results[2]["reason"]
+    listing = (await api.get(API, params={"q": "EXAMPLE.COM"}, headers=ADMIN)).json()
+    assert listing["total"] == 3
+
+
+async def _is_member(api: httpx.AsyncClient, email: str) -> bool:
+    response = await invite(api, [email])
+    return bool(response.json()["results"][0]["outcome"] == "already_member")
+
+
+async def test_limits_refuse_the_whole_request_and_create_nothing(api: httpx.AsyncClient) -> None:
+    too_many = await invite(api, [f"p{n}@example.com" for n in range(6)])
+    assert too_many.status_code == 413
+    assert "limit is 5" in too_many.json()["detail"]
+
+    assert (await invite(api, [f"q{n}@example.com" for n in range(5)])).status_code == 202
+    over_day = await invite(api, [f"r{n}@example.com" for n in range(4)])
+    assert over_day.status_code == 429
+    assert 0 < int(over_day.headers["Retry-After"]) <= 86400
+    assert (await api.get(API, headers=ADMIN)).json()["total"] == 5
+
+    assert (await invite(api, "x@example.com", expires_in_hours=0)).status_code == 422
+    assert (await invite(api, "x@example.com", message="x" * 1001)).status_code == 422
+    assert (await invite(api, "x@example.com", message="bell \x07")).status_code == 422
+    assert (await api.post(API, content=b"{not json", headers=ADMIN)).status_code == 422
+
+
+async def test_the_admin_is_warned_while_emails_cannot_go_out_and_held_ones_go_out_later(
+    api: httpx.AsyncClient, mailer: MailerFactory, smtp_server: SmtpServer
+) -> None:
+    unreachable = (await invite(api, "one@example.com")).json()
+    assert unreachable["smtp_configured"] is None
+    assert "cannot be reached" in unreachable["warning"]
+
+    async with mailer(smtp=False):
+        await eventually(lambda: _heard_from_mailer(api))
+        unconfigured = (await invite(api, "two@example.com")).json()
+        assert unconfigured["smtp_configured"] is False
+        assert "SMTP is not configured" in unconfigured["warning"]
+        assert "kept" in unconfigured["warning"]
+    assert smtp_server.messages == []
+    assert set((await statuses(api)).values()) == {"pending"}
+
+    async with mailer(smtp=True):
+        await eventually(lambda: len(smtp_server.messages) == 2)
+        assert await eventually(lambda: _all_sent(api, 2))
+        configured = (await invite(api, "three@example.com")).json()
+        assert (configured["smtp_configured"], configured["warning"]) == (True, None)
+        await eventually(lambda: len(smtp_server.messages) == 3)
+    assert sorted(str(m["To"]) for m in smtp_server.messages) == [
+        "one@example.com",
+        "three@example.com",
+        "two@example.com",
+    ]
+
+
+def _heard_from_mailer(api: httpx.AsyncClient) -> bool:
+    snapshot = api.app.state.context.mailer_status.snapshot()  # type: ignore[attr-defined]
+    return bool(snapshot.heard and snapshot.reachable)
+
+
+async def _all_sent(api: httpx.AsyncClient, count: int) -> bool:
+    sent = [s for s in (await statuses(api)).values() if s == "sent"]
+    return len(sent) >= count
+
+
+async def test_delivery_outcomes_reach_the_invitation(
+    api: httpx.AsyncClient, mailer: MailerFactory, smtp_server: SmtpServer
+) -> None:
+    smtp_server.handler.scripted_replies += ["451 4.3.0 busy, try later"]
+    async with mailer():
+        await invite(api, "flaky@example.com")
+        assert await eventually(lambda: _all_sent(api, 1))
+        smtp_server.handler.scripted_replies += ["550 5.1.1 no such mailbox"]
+        await invite(api, "gone@example.com")
+
+        async def failed() -> dict[str, Any] | None:
+            items = (await api.get(API, params={"status": "failed"}, headers=ADMIN)).json()["items"]
+            return items[0] if items else None
+
+        gone = await eventually(failed)
+    flaky = (await api.get(API, params={"status": "sent"}, headers=ADMIN)).json()["items"][0]
+    assert (flaky["email"], flaky["attempts"]) == ("flaky@example.com", 2)
+    assert gone["email"] == "gone@example.com"
+    assert "550" in gone["last_error"]
+    assert [str(m["To"]) for m in smtp_server.messages] == ["flaky@example.com"]
+
+
+async def test_resend_keeps_the_link_and_revoke_closes_it(
+    api: httpx.AsyncClient, mailer: MailerFactory, smtp_server: SmtpServer, probe: EventProbe
+) -> None:
+    async with mailer():
+        invitation_id = (await invite(api, "ada@example.com", message="Hi <Ada>")).json()[
+            "results"
+        ][0]["invitation_id"]
+        resent = await api.post(f"{API}/{invitation_id}/resend", headers=ADMIN)
+        assert resent.status_code == 202
+        assert resent.json()["invitation"]["sends"] == 2
+        await eventually(lambda: len(smtp_server.messages) == 2)
+
+        revoked = await api.delete(f"{API}/{invitation_id}", headers=ADMIN)
+        assert (revoked.status_code, revoked.json()["status"]) == (200, "revoked")
+        assert (await api.delete(f"{API}/{invitation_id}", headers=ADMIN)).status_code == 200
+        refused = await api.post(f"{API}/{invitation_id}/resend", headers=ADMIN)
+        assert refused.status_code == 409
+        assert "revoked" in refused.json()["detail"]
+        assert (await api.post(f"{API}/{uuid.uuid4()}/resend", headers=ADMIN)).status_code == 404
+        await eventually(lambda: probe.events("invitation.revoked.v1"))
+
+    links = [
+        JOIN_TOKEN.search(str(m.get_body(preferencelist=("plain",)).get_content()))
+        for m in smtp_server.messages
+    ]  # type: ignore[union-attr]
+    assert links[0] and links[1] and links[0].group(1) == links[1].group(1)
+    html = str(smtp_server.messages[0].get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
+    assert "Hi &lt;Ada&gt;" in html
+    [revocation] = probe.events("invitation.revoked.v1")
+    assert revocation["data"]["invitation_id"] == invitation_id
+    requested = probe.events("invitation.requested.v1")
+    assert len({event["data"]["token_hash"] for event in requested}) == 1
+    assert revocation["data"]["token_hash"] == requested[0]["data"]["token_hash"]
