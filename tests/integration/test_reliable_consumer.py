@@ -1,0 +1,111 @@
+"""The reliable consumer on the real broker: a message that keeps failing waits between
+attempts, then is parked with its reason, without holding up the messages behind it; and a
+stop lets the message in hand finish."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from faststream.rabbit import RabbitBroker
+
+from onboarding_shared.messaging.consumer import Delivery, ReliableConsumer
+from onboarding_shared.messaging.topology import Binding, ConsumerQueue, declare_consumer_queue
+from onboarding_shared.runtime import build_broker
+from onboarding_shared.settings import ServiceSettings
+from tests.support.broker import Namespace, drain, eventually, publish_raw
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    def __init__(self, *, slow: float = 0.0) -> None:
+        self.attempts: dict[bytes, list[int]] = {}
+        self.finished: list[bytes] = []
+        self.slow = slow
+
+    async def __call__(self, body: bytes, delivery: Delivery) -> None:
+        self.attempts.setdefault(body, []).append(delivery.attempt)
+        if body.startswith(b"poison"):
+            raise RuntimeError("cannot handle this one")
+        await asyncio.sleep(self.slow)
+        self.finished.append(body)
+
+
+def queue_for(namespace: Namespace) -> ConsumerQueue:
+    return ConsumerQueue(
+        name=namespace.queue("mailer.invitations"),  # a known name, so the namespace cleans it up
+        bindings=(Binding("test.v1"),),
+        retry_delays=(0.2, 0.5),
+        prefetch=4,
+        events_exchange=namespace.exchange,
+    )
+
+
+async def running(amqp_url: str, queue: ConsumerQueue, recorder: Recorder) -> RabbitBroker:
+    settings = ServiceSettings(
+        database_url="sqlite+aiosqlite:///unused.db",
+        http_port=1,
+        amqp_url=amqp_url,
+        graceful_timeout_seconds=10,
+    )
+    broker = build_broker(settings, service="tests")
+    ReliableConsumer(queue, recorder, publish_timeout=5).subscribe(broker)
+    connection = await broker.connect()
+    async with connection.channel() as channel:
+        await declare_consumer_queue(channel, queue)
+    await broker.start()
+    return broker
+
+
+@pytest.fixture
+async def queue(namespace: Namespace) -> AsyncIterator[ConsumerQueue]:
+    yield queue_for(namespace)
+
+
+async def test_a_failing_message_is_retried_then_parked_while_others_flow(
+    amqp_url: str, namespace: Namespace, queue: ConsumerQueue
+) -> None:
+    recorder = Recorder()
+    broker = await running(amqp_url, queue, recorder)
+    try:
+        await publish_raw(amqp_url, namespace.exchange, "test.v1", b"poison-1")
+        for n in range(5):
+            await publish_raw(amqp_url, namespace.exchange, "test.v1", f"fine-{n}".encode())
+        await eventually(lambda: len(recorder.finished) == 5)
+        assert recorder.attempts[b"poison-1"] == [1]  # the others did not wait for its retries
+        await eventually(lambda: recorder.attempts[b"poison-1"] == [1, 2, 3])
+        parked = await eventually(lambda: drain(amqp_url, queue.parking_queue))
+    finally:
+        await broker.stop()
+
+    [message] = parked
+    assert message.body == b"poison-1"
+    assert (
+        message.headers["x-parked-reason"]
+        == "failed after 3 attempts: RuntimeError: cannot handle this one"
+    )
+    assert message.headers["x-original-queue"] == queue.name
+    assert message.headers["x-original-routing-key"] == "test.v1"
+    assert message.message_id  # kept, so a replay stays deduplicable
+
+
+async def test_stopping_lets_the_message_in_hand_finish_and_leaves_the_rest_queued(
+    amqp_url: str, namespace: Namespace, queue: ConsumerQueue
+) -> None:
+    recorder = Recorder(slow=1.0)
+    broker = await running(amqp_url, queue, recorder)
+    await publish_raw(amqp_url, namespace.exchange, "test.v1", b"in-hand")
+    await eventually(lambda: b"in-hand" in recorder.attempts)
+    await broker.stop()
+    assert recorder.finished == [b"in-hand"]
+
+    await publish_raw(amqp_url, namespace.exchange, "test.v1", b"after-stop")
+    again = Recorder()
+    broker = await running(amqp_url, queue, again)
+    try:
+        await eventually(lambda: again.finished == [b"after-stop"])
+    finally:
+        await broker.stop()
+    assert b"in-hand" not in again.attempts  # it was acknowledged before the stop completed
