@@ -17,6 +17,11 @@ from aio_pika.abc import AbstractIncomingMessage
 KNOWN_QUEUES = (
     "mailer.invitations",
     "invitations.email-outcomes",
+    "mailer.welcome-emails",
+    "users.activations",
+    "auth-listener.accounts",
+    "auth-listener.logins",
+    "auth-listener.keycloak-logins",
 )
 RETRY_SUFFIXES = (".retry.0.2s", ".retry.0.5s", ".retry.1s", ".retry.5s", ".retry.30s")
 

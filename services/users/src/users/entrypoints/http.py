@@ -394,11 +394,11 @@ def _plain(code: int, message: str | None = None) -> Callable[..., Awaitable[JSO
 async def _avatar_rejected(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, AvatarRejected)
     if isinstance(error, AvatarTooLarge):
-        code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        code = 413  # content too large
     elif error.unsupported_type:
         code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
     else:
-        code = status.HTTP_422_UNPROCESSABLE_ENTITY
+        code = 422  # a PNG, JPEG, GIF or WebP in name only
     return _error(code, f"image refused: {error}")
 
 

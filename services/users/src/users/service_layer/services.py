@@ -180,17 +180,13 @@ async def update_user(
             await uow.users.lock_admin_ids() if {"roles", "deactivated"} & set(checked) else None
         )
         user = await _existing(uow, user_id, for_update=True)
+        await _refuse_duplicates(
+            uow, email=checked.get("email"), username=checked.get("username"), besides=user.id
+        )
         was_admin = user.counts_as_admin
         changed = user.apply(checked, now=now)
         if admins is not None and was_admin and not user.counts_as_admin and admins <= {user.id}:
             raise LastAdmin("the workspace needs at least one admin who can log in")
-        if {"email", "username"} & changed:
-            await _refuse_duplicates(
-                uow,
-                email=user.email if "email" in changed else None,
-                username=user.username if "username" in changed else None,
-                besides=user.id,
-            )
         if changed:
             uow.emit(_updated(user, now))
             await uow.commit()
