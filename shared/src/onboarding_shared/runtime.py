@@ -21,7 +21,8 @@ from alembic.config import Config
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.rabbit import Channel, RabbitBroker
-from prometheus_client import make_asgi_app
+from prometheus_client import REGISTRY, make_asgi_app
+from prometheus_client.exposition import choose_encoder
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -37,8 +38,14 @@ from onboarding_shared.messaging.topology import (
     declare_consumer_queue,
     declare_events_exchange,
 )
-from onboarding_shared.observability import configure_logging
+from onboarding_shared.observability import (
+    OUTBOX_OLDEST_PENDING_AGE,
+    OUTBOX_PENDING,
+    configure_logging,
+    log_context,
+)
 from onboarding_shared.settings import ServiceSettings, redact_url
+from onboarding_shared.tracing import broker_middlewares, enable_tracing, instrument_http
 from onboarding_shared.unit_of_work import MessagingTables
 
 log = logging.getLogger(__name__)
@@ -59,7 +66,33 @@ def build_broker(settings: ServiceSettings, *, service: str) -> RabbitBroker:
         # Our JSON logs, and per-message access lines only at DEBUG: logins are a busy stream.
         logger=logging.getLogger(f"{service}.broker"),
         log_level=logging.DEBUG,
+        middlewares=broker_middlewares(settings.otel_enabled),
     )
+
+
+BackgroundJob = Callable[[], Coroutine[Any, Any, None]]
+
+
+def periodic(seconds: float, action: Callable[[], Awaitable[None]], *, what: str) -> BackgroundJob:
+    """A background job running ``action`` every ``seconds``; a failure is logged once, when
+    it starts failing, not on every round."""
+
+    async def run_forever() -> None:
+        failing = False
+        while True:
+            try:
+                await action()
+                failing = False
+            except Exception as error:
+                if not failing:
+                    log.warning(
+                        "background job failed; retrying",
+                        extra={"job": what, "error": type(error).__name__},
+                    )
+                failing = True
+            await asyncio.sleep(seconds)
+
+    return run_forever
 
 
 @dataclass
@@ -76,7 +109,7 @@ class ServiceRuntime:
     consumers: list[ReliableConsumer] = field(default_factory=list)
     # Declared but not consumed (yet): their messages wait, e.g. emails while SMTP is unset.
     dormant_queues: list[ConsumerQueue] = field(default_factory=list)
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    background: list[BackgroundJob] = field(default_factory=list)
     # Run once, in order, before anything consumes or serves (e.g. seeding the first account).
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -85,6 +118,8 @@ class ServiceRuntime:
     def create(
         cls, service: str, settings: ServiceSettings, tables: MessagingTables
     ) -> ServiceRuntime:
+        if settings.otel_enabled:
+            enable_tracing(service)
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         sessions = session_factory(engine)
         broker = build_broker(settings, service=service)
@@ -92,7 +127,20 @@ class ServiceRuntime:
             broker, settings.events_exchange, timeout=settings.publish_timeout_seconds
         )
         relay = OutboxRelay(sessions, tables.outbox, publisher, settings.relay)
-        return cls(service, settings, engine, sessions, broker, publisher, relay)
+        runtime = cls(service, settings, engine, sessions, broker, publisher, relay)
+        runtime.background.append(
+            periodic(
+                settings.metrics_refresh_seconds,
+                runtime.refresh_outbox_gauges,
+                what="reading outbox statistics",
+            )
+        )
+        return runtime
+
+    async def refresh_outbox_gauges(self) -> None:
+        stats = await self.relay.stats()
+        OUTBOX_PENDING.set(stats.pending)
+        OUTBOX_OLDEST_PENDING_AGE.set(stats.oldest_pending_age_seconds)
 
     async def start(self) -> None:
         for step in self.startup:
@@ -145,9 +193,16 @@ class CorrelationMiddleware(BaseHTTPMiddleware):
         given = request.headers.get(CORRELATION_HEADER, "")
         correlation_id = given if _SAFE_CORRELATION.match(given) else str(uuid.uuid4())
         use_correlation_id(correlation_id)
-        response = await call_next(request)
+        with log_context(correlation_id=correlation_id):
+            response = await call_next(request)
         response.headers[CORRELATION_HEADER] = correlation_id
         return response
+
+
+async def metrics(request: Request) -> Response:
+    """The Prometheus registry, at /metrics itself (the mount below answers /metrics/)."""
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encode(REGISTRY), media_type=content_type)
 
 
 def create_http_app(
@@ -182,7 +237,10 @@ def create_http_app(
             status_code=200 if healthy else 503,
         )
 
+    app.add_route("/metrics", metrics, include_in_schema=False)
     app.mount("/metrics", make_asgi_app())
+    if runtime.settings.otel_enabled:
+        instrument_http(app)
     for router in routers:
         app.include_router(router)
     return app

@@ -36,6 +36,14 @@ class ServiceSettings(BaseSettings):
     graceful_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     log_level: str = Field(default="INFO", pattern="(?i)^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: str = Field(default="json", pattern="^(json|console)$")
+    metrics_refresh_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often gauges read from the database refresh."
+    )
+    otel_enabled: bool = Field(
+        default=False,
+        description="Export traces over OTLP; the SDK reads OTEL_EXPORTER_OTLP_ENDPOINT and "
+        "OTEL_SERVICE_NAME itself.",
+    )
 
     @field_validator("database_url")
     @classmethod

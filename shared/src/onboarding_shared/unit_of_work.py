@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from onboarding_shared.contract.envelope import Envelope, EventData, new_event
 from onboarding_shared.messaging.inbox import claim_event
 from onboarding_shared.messaging.outbox import outbox_row
+from onboarding_shared.tracing import current_trace_headers
 
 
 class AbstractUnitOfWork(abc.ABC):
@@ -99,8 +100,11 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     async def commit(self) -> None:
         if self._staged:
+            # The relay publishes later, elsewhere: the row keeps this trace for the consumer.
+            headers = current_trace_headers()
             await self.session.execute(
-                insert(self._tables.outbox), [outbox_row(envelope) for envelope in self._staged]
+                insert(self._tables.outbox),
+                [outbox_row(envelope, headers) for envelope in self._staged],
             )
         await self.session.commit()
         had_events = bool(self._staged)

@@ -21,7 +21,7 @@ from onboarding_shared.contract.envelope import Envelope, EventData
 from onboarding_shared.contract.events import spec_for_type
 from onboarding_shared.correlation import use_correlation_id
 from onboarding_shared.messaging.topology import ConsumerQueue
-from onboarding_shared.observability import MESSAGES_HANDLED
+from onboarding_shared.observability import MESSAGES_HANDLED, log_context, scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,15 @@ class ReliableConsumer:
         )(consume)
 
     async def process(self, message: RabbitMessage) -> None:
+        # Each delivery runs in its own task: what is bound here stays with this message.
+        with log_context(
+            event_id=message.message_id,
+            correlation_id=message.correlation_id,
+            queue=self.queue.name,
+        ):
+            await self._process(message)
+
+    async def _process(self, message: RabbitMessage) -> None:
         headers = dict(message.headers or {})
         delivery = Delivery(
             attempt=_int(headers.get(ATTEMPT_HEADER), default=1),
@@ -138,7 +147,8 @@ class ReliableConsumer:
         except PermanentFailure as failure:
             await self._settle(message, self._park(message, str(failure)), "parked")
         except Exception as error:  # any failure: retry later, never drop
-            reason = f"{type(error).__name__}: {error}"
+            # Error texts can echo input (pydantic does); they go to logs and headers.
+            reason = scrub_text(f"{type(error).__name__}: {error}")
             if delivery.is_last_attempt:
                 log.exception("message failed on its last attempt; parking it")
                 final = f"failed after {delivery.attempt} attempts: {reason}"

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     Index,
@@ -36,6 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from onboarding_shared.contract.envelope import Envelope
 from onboarding_shared.db import UtcDateTime, utcnow
 from onboarding_shared.messaging.publisher import OutgoingMessage, Publisher
+from onboarding_shared.observability import log_context
+from onboarding_shared.tracing import continued_trace
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +60,13 @@ def define_outbox_table(metadata: MetaData) -> Table:
         Column("attempts", Integer, nullable=False, default=0),
         Column("next_attempt_at", UtcDateTime, nullable=False),
         Column("last_error", String(500), nullable=True),
+        # AMQP headers to publish with; today the W3C trace context of the work that wrote it.
+        Column("headers", JSON, nullable=True),
         Index("ix_outbox_due", "published_at", "next_attempt_at"),
     )
 
 
-def outbox_row(envelope: Envelope[Any]) -> dict[str, Any]:
+def outbox_row(envelope: Envelope[Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
     now = utcnow()
     return {
         "event_id": envelope.event_id,
@@ -72,6 +77,7 @@ def outbox_row(envelope: Envelope[Any]) -> dict[str, Any]:
         "created_at": now,
         "attempts": 0,
         "next_attempt_at": now,
+        "headers": headers,
     }
 
 
@@ -131,10 +137,18 @@ class OutboxRelay:
             if not rows:
                 return 0
             outcomes = await asyncio.gather(
-                *(self._publisher.publish(_message(row)) for row in rows), return_exceptions=True
+                *(self._publish(row) for row in rows), return_exceptions=True
             )
             await self._record(session, rows, outcomes)
         return sum(1 for outcome in outcomes if not isinstance(outcome, BaseException))
+
+    async def _publish(self, row: Any) -> None:
+        # Its own task (gather), so the log and trace context stay with this row.
+        with (
+            log_context(event_id=str(row.event_id), correlation_id=row.correlation_id),
+            continued_trace(row.headers),
+        ):
+            await self._publisher.publish(_message(row))
 
     async def stats(self) -> OutboxStats:
         async with self._sessions() as session:
@@ -189,6 +203,7 @@ class OutboxRelay:
             "outbox publish failed",
             extra={
                 "event_id": str(row.event_id),
+                "correlation_id": row.correlation_id,
                 "attempts": attempts,
                 "retry_in": delay,
                 "error": _describe(error),
@@ -221,7 +236,7 @@ def _message(row: Any) -> OutgoingMessage:
         message_id=str(row.event_id),
         correlation_id=row.correlation_id,
         message_type=row.event_type,
-        headers={},
+        headers=dict(row.headers or {}),
     )
 
 
