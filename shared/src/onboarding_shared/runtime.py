@@ -21,8 +21,7 @@ from alembic.config import Config
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.rabbit import Channel, RabbitBroker
-from prometheus_client import REGISTRY, make_asgi_app
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -199,10 +198,11 @@ class CorrelationMiddleware(BaseHTTPMiddleware):
         return response
 
 
-async def metrics(request: Request) -> Response:
-    """The Prometheus registry, at /metrics itself (the mount below answers /metrics/)."""
-    encode, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encode(REGISTRY), media_type=content_type)
+async def metrics(_request: Request) -> Response:
+    """The Prometheus registry in the classic text format, whatever the scraper prefers:
+    OpenMetrics would refuse a gauge named like a counter without its _total
+    (onboarding_invitations beside onboarding_invitations_total)."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_http_app(
@@ -237,8 +237,9 @@ def create_http_app(
             status_code=200 if healthy else 503,
         )
 
+    # Both spellings answer 200: scrapers are configured with either.
     app.add_route("/metrics", metrics, include_in_schema=False)
-    app.mount("/metrics", make_asgi_app())
+    app.add_route("/metrics/", metrics, include_in_schema=False)
     if runtime.settings.otel_enabled:
         instrument_http(app)
     for router in routers:

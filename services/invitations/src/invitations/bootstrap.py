@@ -11,11 +11,12 @@ from invitations.adapters import orm
 from invitations.adapters.unit_of_work import SqlAlchemyInvitationsUnitOfWork
 from invitations.domain.model import TokenMinter
 from invitations.entrypoints import http, subscribers
+from invitations.entrypoints.metrics import status_gauge_refresher
 from invitations.service_layer.services import InvitePolicy
 from invitations.settings import InvitationsSettings
 from invitations.wiring import InvitationsContext
 from onboarding_shared.messaging.status import MailerStatusWatcher
-from onboarding_shared.runtime import ServiceRuntime, create_http_app
+from onboarding_shared.runtime import ServiceRuntime, create_http_app, periodic
 
 SERVICE = "invitations"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,6 +48,13 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
     )
     runtime.consumers.extend(subscribers.consumers(context))
     context.mailer_status.subscribe(runtime.broker)
+    runtime.background.append(
+        periodic(
+            settings.metrics_refresh_seconds,
+            status_gauge_refresher(context),
+            what="counting invitations by status",
+        )
+    )
     app = create_http_app(runtime, [http.router], title="Onboarding: invitations")
     app.state.context = context
     return app

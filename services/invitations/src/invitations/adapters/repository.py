@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,6 +81,21 @@ class SqlAlchemyInvitationRepository(InvitationRepository):
             .offset(query.offset)
         )
         return InvitationPage(items=rows.all(), total=total or 0)
+
+    async def count_by_status(self, now: datetime) -> dict[InvitationStatus, int]:
+        column = invitations.c
+        expired = func.sum(case((column.expires_at <= now, 1), else_=0))
+        rows = await self._session.execute(
+            select(column.status, func.count(), expired).group_by(column.status)
+        )
+        counts = dict.fromkeys(InvitationStatus, 0)
+        for stored, total, past_expiry in rows:
+            status = InvitationStatus(stored)
+            # Only open invitations expire; accepted and revoked ones stay what they are.
+            lapsed = int(past_expiry or 0) if status in OPEN_STATUSES else 0
+            counts[status] += total - lapsed
+            counts[InvitationStatus.EXPIRED] += lapsed
+        return counts
 
 
 class SqlAlchemyMemberRepository(MemberRepository):

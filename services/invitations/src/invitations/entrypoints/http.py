@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from invitations.domain.model import Invitation, InvitationError, InvitationStatus
+from invitations.entrypoints.metrics import count_invite_results
 from invitations.service_layer import services
 from invitations.service_layer.services import (
     DailyLimitReached,
@@ -157,6 +158,7 @@ async def create_invitations(
             str(error),
             headers={"Retry-After": str(error.retry_after_seconds)},
         ) from None
+    count_invite_results(results)  # invite() has committed: these results stand
     report = services.smtp_report(context.mailer_status.snapshot())
     return InviteResponse(
         queued=sum(1 for r in results if r.outcome is InviteOutcome.QUEUED),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from invitations.domain.addresses import AddressProblem, ParsedAddress, parse_addresses
-from invitations.domain.model import Invitation, Inviter, Member, TokenMinter
+from invitations.domain.model import Invitation, InvitationStatus, Inviter, Member, TokenMinter
 from invitations.service_layer.unit_of_work import (
     InvitationPage,
     InvitationQuery,
@@ -239,6 +239,13 @@ async def list_invitations(
 ) -> InvitationPage:
     async with uow:
         return await uow.invitations.list(query, now)
+
+
+async def count_by_status(
+    uow: InvitationsUnitOfWork, *, now: datetime
+) -> dict[InvitationStatus, int]:
+    async with uow:
+        return await uow.invitations.count_by_status(now)
 
 
 async def get_invitation(uow: InvitationsUnitOfWork, invitation_id: uuid.UUID) -> Invitation:

@@ -38,6 +38,14 @@ class InvitationRepository(abc.ABC):
     @abc.abstractmethod
     async def list(self, query: InvitationQuery, now: datetime) -> InvitationPage: ...
 
+    async def count_by_status(self, now: datetime) -> dict[InvitationStatus, int]:
+        """How many invitations are in each status at ``now`` (expired derived from
+        expires_at), every status present. Adapters answer it with one grouped query."""
+        return {
+            status: (await self.list(InvitationQuery(status=status, limit=1), now)).total
+            for status in InvitationStatus
+        }
+
 
 class MemberRepository(abc.ABC):
     @abc.abstractmethod

@@ -6,10 +6,14 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import aiosmtplib
+from opentelemetry import trace
 
 from mailer.domain.model import PermanentSendError, TransientSendError
 from mailer.service_layer.unit_of_work import AttemptOutcome
 from mailer.settings import MailerSettings, SmtpSecurity
+
+# A no-op unless tracing is on: then the send is the last span of an invitation's trace.
+_tracer = trace.get_tracer(__name__)
 
 
 class SmtpSender:
@@ -33,7 +37,12 @@ class SmtpSender:
     async def send(self, message: EmailMessage) -> None:
         reached = False
         try:
-            await self._send(message)
+            with _tracer.start_as_current_span(
+                "smtp send",
+                kind=trace.SpanKind.CLIENT,
+                attributes={"server.address": self._host, "server.port": self._port},
+            ):
+                await self._send(message)
             reached = True
         except PermanentSendError:
             reached = True  # the server answered; it refused this message

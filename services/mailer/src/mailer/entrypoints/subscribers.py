@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailer.entrypoints.metrics import count_email
 from mailer.service_layer import services
 from mailer.service_layer.unit_of_work import MailSender
 from mailer.settings import MailerSettings
@@ -38,7 +39,7 @@ def consumers(context: MailerContext, sender: MailSender) -> list[ReliableConsum
             outgoing = services.invitation_email(event, sender=settings.smtp_from)
         except ValueError as error:
             raise PermanentFailure(f"cannot build the email: {error}") from None
-        await services.deliver(context.uow(), sender, outgoing, delivery)
+        count_email(await services.deliver(context.uow(), sender, outgoing, delivery))
 
     router = EventRouter()
     router.register(InvitationRequested, on_invitation_requested)
@@ -64,7 +65,7 @@ def welcome_emails(
             outgoing = services.welcome_email(event, sender=settings.smtp_from)
         except ValueError as error:
             raise PermanentFailure(f"cannot build the email: {error}") from None
-        await services.deliver(context.uow(), sender, outgoing, delivery)
+        count_email(await services.deliver(context.uow(), sender, outgoing, delivery))
 
     router = EventRouter()
     router.register(WelcomeEmailRequested, on_welcome_requested)

@@ -30,6 +30,15 @@ WELCOME_KIND = "welcome"
 
 
 @dataclass(frozen=True)
+class Settled:
+    """How an email ended, for the entry point to count once committed."""
+
+    kind: str
+    sent: bool
+    permanent: bool = False  # for a failure: retrying could not have helped
+
+
+@dataclass(frozen=True)
 class OutgoingEmail:
     source_event_id: uuid.UUID
     kind: str
@@ -84,8 +93,9 @@ def welcome_email(event: Envelope[WelcomeEmailRequested], *, sender: str) -> Out
 
 async def deliver(
     uow: MailerUnitOfWork, sender: MailSender, outgoing: OutgoingEmail, delivery: Delivery
-) -> None:
-    """Send ``outgoing`` unless it was already settled; emit EmailSent or EmailFailed.
+) -> Settled | None:
+    """Send ``outgoing`` unless it was already settled (then None); emit EmailSent or
+    EmailFailed and say which, once committed.
 
     The email's row stays locked while sending, so a duplicate of the same event waits and
     then finds it settled. A transient failure raises, for the consumer to retry later,
@@ -95,7 +105,7 @@ async def deliver(
         await uow.emails.add_if_absent(_record_of(outgoing))
         email = await uow.emails.lock_for_event(outgoing.source_event_id)
         if email is None or email.settled:
-            return
+            return None
         email.begin_attempt()
         try:
             await sender.send(outgoing.message)
@@ -103,7 +113,7 @@ async def deliver(
             await _record_failure(
                 uow, email, error, give_up=error.permanent or delivery.is_last_attempt
             )
-            return
+            return Settled(kind=email.kind, sent=False, permanent=error.permanent)
         email.mark_sent(datetime.now(UTC))
         uow.emit(
             EmailSent(
@@ -116,6 +126,7 @@ async def deliver(
             )
         )
         await uow.commit()
+        return Settled(kind=email.kind, sent=True)
 
 
 async def _record_failure(

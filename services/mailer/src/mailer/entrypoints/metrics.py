@@ -1,0 +1,34 @@
+"""The mailer's own metrics, counted by the entry points once an email's outcome is committed."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+from mailer.service_layer.services import INVITATION_KIND, WELCOME_KIND, Settled
+
+EMAILS = Counter(
+    "onboarding_emails_total",
+    "Emails settled, by kind (invitation, welcome), outcome (sent, failed) and reason (empty "
+    "when sent; permanent or transient when failed).",
+    ["kind", "outcome", "reason"],
+)
+
+# A closed set of labels: the SMTP server's words would make a series per error text.
+SENT = ("sent", "")
+PERMANENT_FAILURE = ("failed", "permanent")
+TRANSIENT_FAILURE = ("failed", "transient")  # still failing on the last attempt
+
+for _kind in (INVITATION_KIND, WELCOME_KIND):
+    for _outcome, _reason in (SENT, PERMANENT_FAILURE, TRANSIENT_FAILURE):
+        EMAILS.labels(kind=_kind, outcome=_outcome, reason=_reason)
+
+
+def count_email(settled: Settled | None) -> None:
+    """Count an email that ended now; None (a duplicate of a settled one) counts nothing."""
+    if settled is None:
+        return
+    if settled.sent:
+        outcome, reason = SENT
+    else:
+        outcome, reason = PERMANENT_FAILURE if settled.permanent else TRANSIENT_FAILURE
+    EMAILS.labels(kind=settled.kind, outcome=outcome, reason=reason).inc()
