@@ -44,7 +44,9 @@ format: install
 schemas: install ## write the JSON Schema of every event under docs/schemas/
 	$(BIN)/python -m onboarding_shared.contract.schemas docs/schemas
 
-docs: schemas
+docs: schemas ## also write docs/asyncapi.json: every service's events, as AsyncAPI 3.0
+	$(BIN)/python -m onboarding_shared.contract.asyncapi docs/asyncapi.json \
+		users.bootstrap invitations.bootstrap mailer.bootstrap auth_listener.bootstrap
 
 bench: install ## print throughput figures measured against the local broker and database
 	$(BIN)/python devtools/bench.py

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from onboarding_shared.auth import TokenVerificationSettings
+from onboarding_shared.contract.asyncapi import ServiceEvents, service_document
 from onboarding_shared.correlation import use_correlation_id
 from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.messaging.consumer import ReliableConsumer
@@ -206,7 +207,11 @@ async def metrics(_request: Request) -> Response:
 
 
 def create_http_app(
-    runtime: ServiceRuntime, routers: Sequence[APIRouter], *, title: str
+    runtime: ServiceRuntime,
+    routers: Sequence[APIRouter],
+    *,
+    title: str,
+    events: ServiceEvents | None = None,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -237,6 +242,8 @@ def create_http_app(
             status_code=200 if healthy else 503,
         )
 
+    if events is not None:
+        _serve_asyncapi(app, service_document(events, exchange=runtime.settings.events_exchange))
     # Both spellings answer 200: scrapers are configured with either.
     app.add_route("/metrics", metrics, include_in_schema=False)
     app.add_route("/metrics/", metrics, include_in_schema=False)
@@ -245,6 +252,14 @@ def create_http_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _serve_asyncapi(app: FastAPI, document: dict[str, Any]) -> None:
+    @app.get("/asyncapi.json", tags=["operations"])
+    async def asyncapi() -> JSONResponse:
+        """The events this service publishes and consumes (AsyncAPI 3.0). Documentation
+        only: nothing here publishes."""
+        return JSONResponse(document)
 
 
 def migrate(database_url: str, migrations: Path) -> None:

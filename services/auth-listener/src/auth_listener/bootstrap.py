@@ -13,10 +13,19 @@ from auth_listener.entrypoints import subscribers
 from auth_listener.entrypoints.housekeeping import forget_stale_logins
 from auth_listener.settings import AuthListenerSettings
 from auth_listener.wiring import AuthListenerContext
+from onboarding_shared.contract import UserActivated, UserCreated, UserLoggedIn, UserUpdated
+from onboarding_shared.contract.asyncapi import ServiceEvents
 from onboarding_shared.runtime import ServiceRuntime, create_http_app
 
 SERVICE = "auth-listener"
 MIGRATIONS = Path(__file__).parent / "migrations"
+EVENTS = ServiceEvents(
+    SERVICE,
+    sends=(UserActivated,),
+    receives=(UserCreated, UserUpdated, UserLoggedIn),
+    description="Turns a pending account's first login into UserActivated. Also reads "
+    "Keycloak's own LOGIN events when KEYCLOAK_EVENTS_ENABLED (not part of this contract).",
+)
 
 
 def create_app(settings: AuthListenerSettings) -> FastAPI:
@@ -34,6 +43,6 @@ def create_app(settings: AuthListenerSettings) -> FastAPI:
     )
     runtime.consumers.extend(subscribers.consumers(context))
     runtime.background.append(forget_stale_logins(context))
-    app = create_http_app(runtime, [], title="Onboarding: auth-listener")
+    app = create_http_app(runtime, [], title="Onboarding: auth-listener", events=EVENTS)
     app.state.context = context
     return app

@@ -15,11 +15,28 @@ from invitations.entrypoints.metrics import status_gauge_refresher
 from invitations.service_layer.services import InvitePolicy
 from invitations.settings import InvitationsSettings
 from invitations.wiring import InvitationsContext
+from onboarding_shared.contract import (
+    EmailFailed,
+    EmailSent,
+    InvitationRequested,
+    InvitationRevoked,
+    MailerStatus,
+    UserCreated,
+    UserUpdated,
+)
+from onboarding_shared.contract.asyncapi import ServiceEvents
 from onboarding_shared.messaging.status import MailerStatusWatcher
 from onboarding_shared.runtime import ServiceRuntime, create_http_app, periodic
 
 SERVICE = "invitations"
 MIGRATIONS = Path(__file__).parent / "migrations"
+EVENTS = ServiceEvents(
+    SERVICE,
+    sends=(InvitationRequested, InvitationRevoked),
+    receives=(EmailSent, EmailFailed, UserCreated, UserUpdated, MailerStatus),
+    description="Invitations: emails them through the mailer, follows their outcomes, "
+    "and accepts them when the invited person's account is created.",
+)
 
 
 def create_app(settings: InvitationsSettings) -> FastAPI:
@@ -55,6 +72,6 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
             what="counting invitations by status",
         )
     )
-    app = create_http_app(runtime, [http.router], title="Onboarding: invitations")
+    app = create_http_app(runtime, [http.router], title="Onboarding: invitations", events=EVENTS)
     app.state.context = context
     return app

@@ -15,10 +15,25 @@ from mailer.entrypoints import http, subscribers
 from mailer.entrypoints.heartbeat import heartbeat
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
+from onboarding_shared.contract import (
+    EmailFailed,
+    EmailSent,
+    InvitationRequested,
+    MailerStatus,
+    WelcomeEmailRequested,
+)
+from onboarding_shared.contract.asyncapi import ServiceEvents
 from onboarding_shared.runtime import ServiceRuntime, create_http_app
 
 SERVICE = "mailer"
 MIGRATIONS = Path(__file__).parent / "migrations"
+EVENTS = ServiceEvents(
+    SERVICE,
+    sends=(EmailSent, EmailFailed, MailerStatus),
+    receives=(InvitationRequested, WelcomeEmailRequested),
+    description="The mailer: sends the emails asked for, reports each outcome, and tells "
+    "every service by heartbeat whether it can send.",
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +58,6 @@ def create_app(settings: MailerSettings) -> FastAPI:
     else:
         runtime.consumers.extend(subscribers.consumers(context, context.sender))
     runtime.background.append(heartbeat(context, runtime.publisher))
-    app = create_http_app(runtime, [http.router], title="Onboarding: mailer")
+    app = create_http_app(runtime, [http.router], title="Onboarding: mailer", events=EVENTS)
     app.state.context = context
     return app

@@ -8,6 +8,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from onboarding_shared.contract import (
+    MailerStatus,
+    UserActivated,
+    UserCreated,
+    UserLoggedIn,
+    UserUpdated,
+    WelcomeEmailRequested,
+)
+from onboarding_shared.contract.asyncapi import ServiceEvents
 from onboarding_shared.messaging.status import MailerStatusWatcher
 from onboarding_shared.runtime import ServiceRuntime, create_http_app
 from users.adapters import orm
@@ -25,6 +34,12 @@ from users.wiring import UsersContext
 
 SERVICE = "users"
 MIGRATIONS = Path(__file__).parent / "migrations"
+EVENTS = ServiceEvents(
+    SERVICE,
+    sends=(UserCreated, UserUpdated, UserLoggedIn, WelcomeEmailRequested),
+    receives=(UserActivated, MailerStatus),
+    description="Accounts: created by admins or by joining, logins, activation.",
+)
 
 
 def create_app(settings: UsersSettings) -> FastAPI:
@@ -63,7 +78,9 @@ def create_app(settings: UsersSettings) -> FastAPI:
     )
     runtime.startup.append(partial(seed_first_admin, context))
     runtime.consumers.extend(subscribers.consumers(context))
-    app = create_http_app(runtime, [*http.routers, pages.router], title="Onboarding: users")
+    app = create_http_app(
+        runtime, [*http.routers, pages.router], title="Onboarding: users", events=EVENTS
+    )
     for error, handler in http.ERROR_HANDLERS.items():
         app.add_exception_handler(error, handler)
     app.state.context = context
