@@ -13,16 +13,13 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-# Every queue a service declares, without the prefix; cleaned up after each test namespace.
-KNOWN_QUEUES = (
-    "mailer.invitations",
-    "invitations.email-outcomes",
-    "mailer.welcome-emails",
-    "users.activations",
-    "auth-listener.accounts",
-    "auth-listener.logins",
-    "auth-listener.keycloak-logins",
-)
+from onboarding_shared.tools import parked
+
+# Every queue a service declares, without the prefix (tests/unit/test_topology_names.py keeps
+# the list complete); each test namespace deletes them when it ends. QUEUE_EXPIRES_SECONDS drops
+# whatever a killed run leaves behind.
+KNOWN_QUEUES = parked.KNOWN_QUEUES
+QUEUE_EXPIRES_SECONDS = 120
 RETRY_SUFFIXES = (".retry.0.2s", ".retry.0.5s", ".retry.1s", ".retry.5s", ".retry.30s")
 
 
@@ -40,7 +37,11 @@ class Namespace:
 
     @property
     def environment(self) -> dict[str, str]:
-        return {"EVENTS_EXCHANGE": self.exchange, "QUEUE_PREFIX": self.queue_prefix}
+        return {
+            "EVENTS_EXCHANGE": self.exchange,
+            "QUEUE_PREFIX": self.queue_prefix,
+            "QUEUE_EXPIRES_SECONDS": str(QUEUE_EXPIRES_SECONDS),
+        }
 
     def queue(self, name: str) -> str:
         return f"{self.queue_prefix}{name}"

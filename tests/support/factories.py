@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from onboarding_shared.contract import Envelope, InvitationRequested, new_event
-from tests.support.broker import Namespace
+from tests.support.broker import QUEUE_EXPIRES_SECONDS, Namespace
 
 # Join links are derived from it; every service ignores settings it does not have.
 INVITATION_TOKEN_SECRET = "tests-only-invitation-token-secret-0123456789"
@@ -28,6 +28,7 @@ def service_settings(
         "amqp_url": amqp_url,
         "events_exchange": namespace.exchange,
         "queue_prefix": namespace.queue_prefix,
+        "queue_expires_seconds": QUEUE_EXPIRES_SECONDS,
         "http_port": 8999,
         "invitation_token_secret": INVITATION_TOKEN_SECRET,
         **FAST,

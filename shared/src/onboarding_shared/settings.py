@@ -25,6 +25,9 @@ class ServiceSettings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
     events_exchange: str = Field(default=EVENTS_EXCHANGE, min_length=1, max_length=200)
     queue_prefix: str = Field(default="", max_length=100, description="Prepended to queue names.")
+    queue_expires_seconds: int | None = Field(
+        default=None, ge=60, description="Throw-away environments only: drop unused queues."
+    )
     prefetch: int = Field(default=16, ge=1, le=1000, description="Unacked messages per consumer.")
     db_pool_size: int = Field(default=10, ge=1, le=200)
     retry_delays_seconds: tuple[float, ...] = Field(
@@ -88,6 +91,7 @@ class ServiceSettings(BaseSettings):
             retry_delays=self.retry_delays_seconds,
             prefetch=self.prefetch,
             events_exchange=self.events_exchange,
+            expires_seconds=self.queue_expires_seconds,
         )
 
 

@@ -36,6 +36,8 @@ class ConsumerQueue:
     prefetch: int = 16
     events_exchange: str = EVENTS_EXCHANGE
     exchange_type: aio_pika.ExchangeType = field(default=aio_pika.ExchangeType.TOPIC)
+    # Delete the queues after this long without consumers: for throw-away environments only.
+    expires_seconds: int | None = None
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -59,14 +61,19 @@ def dead_letter_exchange_for(events_exchange: str) -> str:
     return f"{events_exchange}.dlx"
 
 
-def _quorum_arguments(**extra: Any) -> dict[str, Any]:
+def _quorum_arguments(queue: ConsumerQueue, **extra: Any) -> dict[str, Any]:
     # at-least-once dead-lettering needs reject-publish overflow (RabbitMQ docs).
     return {
         "x-queue-type": "quorum",
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
+        **_expiry(queue),
         **extra,
     }
+
+
+def _expiry(queue: ConsumerQueue) -> dict[str, Any]:
+    return {"x-expires": queue.expires_seconds * 1000} if queue.expires_seconds else {}
 
 
 async def declare_events_exchange(
@@ -82,7 +89,7 @@ async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue)
         queue.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
     parked = await channel.declare_queue(
-        queue.parking_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        queue.parking_queue, durable=True, arguments={"x-queue-type": "quorum", **_expiry(queue)}
     )
     await parked.bind(dlx, routing_key=queue.name)
 
@@ -90,6 +97,7 @@ async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue)
         queue.name,
         durable=True,
         arguments=_quorum_arguments(
+            queue,
             **{
                 "x-dead-letter-exchange": queue.dead_letter_exchange,
                 "x-dead-letter-routing-key": queue.name,
@@ -108,6 +116,7 @@ async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue)
             queue.retry_queue(attempt),
             durable=True,
             arguments=_quorum_arguments(
+                queue,
                 **{
                     "x-message-ttl": int(delay * 1000),
                     "x-dead-letter-exchange": "",

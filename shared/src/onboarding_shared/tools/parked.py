@@ -55,6 +55,7 @@ PARKED_SUFFIX = ".parked"
 KNOWN_QUEUES = (
     "users.activations",
     "invitations.email-outcomes",
+    "invitations.members",
     "mailer.invitations",
     "mailer.welcome-emails",
     "auth-listener.accounts",
