@@ -23,6 +23,9 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from faststream.rabbit import Channel, RabbitBroker
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
@@ -36,6 +39,7 @@ from invitations.settings import InvitationsSettings
 from mailer.bootstrap import MIGRATIONS as MAILER_MIGRATIONS
 from mailer.bootstrap import create_app as create_mailer
 from mailer.settings import MailerSettings
+from onboarding_shared.auth import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from onboarding_shared.contract import UserActivated, new_event
 from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.messaging.outbox import OutboxRelay, RelaySettings, outbox_row
@@ -48,6 +52,27 @@ ADMIN_URL = os.environ.get(
 )
 OUTBOX_ROWS = int(os.environ.get("BENCH_OUTBOX_ROWS", "5000"))
 INVITATIONS = int(os.environ.get("BENCH_INVITATIONS", "2000"))
+# A key pair of this run only: the services verify the admin token the bench posts with.
+SIGNING_KEY = Ed25519PrivateKey.generate()
+INVITATION_TOKEN_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
+
+
+def public_key_pem() -> str:
+    public = SIGNING_KEY.public_key()
+    return public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def admin_token() -> str:
+    now = int(time.time())
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "roles": ["admin"],
+        "iat": now,
+        "exp": now + 3600,
+        "iss": DEFAULT_ISSUER,
+        "aud": DEFAULT_AUDIENCE,
+    }
+    return jwt.encode(claims, SIGNING_KEY, algorithm="EdDSA")
 
 
 def free_port() -> int:
@@ -131,11 +156,16 @@ async def bench_invite_flow(
         "http_port": 1,
         "prefetch": int(os.environ.get("BENCH_PREFETCH", "32")),
         "db_pool_size": 20,
+        "auth_public_key": public_key_pem(),
     }
     await asyncio.to_thread(migrate, invitations_url, INVITATIONS_MIGRATIONS)
     await asyncio.to_thread(migrate, mailer_url, MAILER_MIGRATIONS)
     invitations_app = create_invitations(
-        InvitationsSettings(database_url=invitations_url, **common)
+        InvitationsSettings(
+            database_url=invitations_url,
+            invitation_token_secret=INVITATION_TOKEN_SECRET,
+            **common,
+        )
     )
     mailer_app = create_mailer(
         MailerSettings(
@@ -151,7 +181,9 @@ async def bench_invite_flow(
         invitations_app.router.lifespan_context(invitations_app),
     ):
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=invitations_app), base_url="http://bench"
+            transport=httpx.ASGITransport(app=invitations_app),
+            base_url="http://bench",
+            headers={"Authorization": f"Bearer {admin_token()}"},
         )
         started = time.perf_counter()
         for batch in range(0, INVITATIONS, 500):
@@ -184,44 +216,51 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def main() -> None:
+def start_smtp_sink(port: int) -> subprocess.Popen[bytes]:
+    """The SMTP server runs in its own process, as in production: in this one it would compete
+    for the interpreter lock and become the bottleneck being measured."""
+    catcher = Path(__file__).parent / "mailcatcher.py"
+    return subprocess.Popen(
+        [sys.executable, str(catcher), "--port", str(port), "--discard"],
+        stdout=subprocess.DEVNULL,
+    )
+
+
+async def run_benchmarks(smtp_port: int) -> None:
     tag = f"bench{uuid.uuid4().hex[:8]}"
     databases = [
         await create_database("outbox"),
         await create_database("inv"),
         await create_database("mail"),
     ]
-    smtp_port = free_port()
-    # The SMTP server runs in its own process, as in production: in this one it would compete
-    # for the interpreter lock and become the bottleneck being measured.
-    sink = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).parent / "mailcatcher.py"),
-            "--port",
-            str(smtp_port),
-            "--discard",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
     try:
         relay_rate = await bench_outbox_relay(databases[0], f"{tag}.relay")
         api_rate, flow_rate, peak_mib = await bench_invite_flow(
             databases[1], databases[2], f"{tag}.events", smtp_port
         )
     finally:
-        sink.terminate()
-        sink.wait()
         await drop_databases(databases)
     print(f"outbox relay, {OUTBOX_ROWS} rows, confirms, PostgreSQL: {relay_rate:8.0f} events/s")
     print(
-        f"invite API, {INVITATIONS} addresses in requests of 500:  {api_rate:8.0f} invitations/s accepted"
+        f"invite API, {INVITATIONS} addresses in requests of 500: "
+        f"{api_rate:8.0f} invitations/s accepted"
     )
     print(
-        f"invite flow end to end (API -> outbox -> broker -> mailer -> SMTP -> EmailSent -> sent): {flow_rate:8.0f} invitations/s"
+        "invite flow end to end (API -> outbox -> broker -> mailer -> SMTP -> EmailSent -> "
+        f"sent): {flow_rate:8.0f} invitations/s"
     )
     print(f"peak memory of the process running both services: {peak_mib:.0f} MiB")
 
 
+def main() -> None:
+    smtp_port = free_port()
+    sink = start_smtp_sink(smtp_port)
+    try:
+        asyncio.run(run_benchmarks(smtp_port))
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
