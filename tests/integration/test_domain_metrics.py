@@ -1,8 +1,9 @@
-"""The domain metrics of the invitations service and the mailer, on the real broker,
+"""The domain metrics of the invitations, mailer and users services, on the real broker,
 PostgreSQL and SMTP server: counted once committed, with a closed set of label values."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,13 +17,17 @@ from invitations.settings import InvitationsSettings
 from mailer.bootstrap import MIGRATIONS as MAILER_MIGRATIONS
 from mailer.bootstrap import create_app as create_mailer
 from mailer.settings import MailerSettings
+from onboarding_shared.contract import UserActivated, new_event
 from onboarding_shared.db import create_engine
-from tests.support.auth import admin_headers, verifier_settings
+from tests.support.auth import admin_headers, bearer, verifier_settings
 from tests.support.broker import EventProbe, Namespace, eventually, publish_raw
 from tests.support.databases import DatabaseFactory
 from tests.support.factories import invitation_requested, service_settings
 from tests.support.services import in_process
 from tests.support.smtp import SmtpServer
+from tests.support.users_service import admin_token, new_user, users_settings
+from users.bootstrap import create_app as create_users
+from users.entrypoints.subscribers import ACTIVATIONS_QUEUE
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +128,50 @@ async def test_emails_are_counted_by_kind_outcome_and_a_closed_set_of_reasons(
     assert [str(m["To"]) for m in smtp_server.messages] == ["ada@example.com"]
     assert emails("invitation", "failed", "permanent") == refused + 1
     assert "no such mailbox" not in generate_latest(REGISTRY).decode()
+
+
+async def test_users_created_and_activated_are_counted_with_the_time_to_activate(
+    databases: DatabaseFactory, amqp_url: str, namespace: Namespace
+) -> None:
+    settings = await users_settings(databases, amqp_url, namespace)
+    created, activated = (
+        sample("onboarding_users_created_total"),
+        sample("onboarding_users_activated_total"),
+    )
+    observed = sample("onboarding_activation_seconds_count")
+    within_an_hour = sample("onboarding_activation_seconds_bucket", le="3600.0")
+    async with in_process(create_users, settings) as client:
+        headers = bearer(await admin_token(client))
+        response = await client.post("/api/v1/users", json=new_user(), headers=headers)
+        assert response.status_code == 201, response.text
+        user = response.json()
+        assert sample("onboarding_users_created_total") == created + 2  # the first admin too
+
+        first_login = datetime.fromisoformat(user["created_at"]) + timedelta(minutes=30)
+        activation = new_event(
+            UserActivated(user_id=uuid.UUID(user["id"]), activated_at=first_login),
+            producer="auth-listener",
+        )
+        for _ in range(2):  # a redelivery activates nobody twice
+            await publish_raw(
+                amqp_url,
+                namespace.exchange,
+                "user.activated.v1",
+                activation.to_json(),
+                message_id=str(activation.event_id),
+            )
+        await eventually(lambda: sample("onboarding_users_activated_total") == activated + 1)
+        await eventually(
+            lambda: (
+                sample(
+                    "onboarding_messages_total",
+                    queue=namespace.queue(ACTIVATIONS_QUEUE),
+                    outcome="handled",
+                )
+                >= 2
+            )
+        )
+
+    assert sample("onboarding_users_activated_total") == activated + 1
+    assert sample("onboarding_activation_seconds_count") == observed + 1
+    assert sample("onboarding_activation_seconds_bucket", le="3600.0") == within_an_hour + 1

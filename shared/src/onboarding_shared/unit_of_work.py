@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -71,11 +71,14 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         *,
         producer: str,
         on_commit: Callable[[], None] = lambda: None,
+        on_events: Callable[[Sequence[Envelope[Any]]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._tables = tables
         self.producer = producer
         self._on_commit = on_commit
+        # Told what was committed: metrics count domain facts once they are facts.
+        self._on_events = on_events
         self._staged: list[Envelope[Any]] = []
 
     async def __aenter__(self) -> Self:
@@ -107,10 +110,11 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                 [outbox_row(envelope, headers) for envelope in self._staged],
             )
         await self.session.commit()
-        had_events = bool(self._staged)
-        self._staged = []
-        if had_events:
+        committed, self._staged = self._staged, []
+        if committed:
             self._on_commit()
+            if self._on_events is not None:
+                self._on_events(committed)
 
     async def rollback(self) -> None:
         self._staged = []

@@ -27,6 +27,7 @@ from users.adapters.tokens import JwtTokenIssuer
 from users.adapters.unit_of_work import SqlAlchemyUsersUnitOfWork
 from users.domain.passwords import PasswordPolicy
 from users.entrypoints import http, pages, subscribers
+from users.entrypoints.metrics import count_created_users
 from users.service_layer import services
 from users.service_layer.services import AccountPolicy, AdminSeed, NoAdminConfigured
 from users.settings import UsersSettings
@@ -55,6 +56,7 @@ def create_app(settings: UsersSettings) -> FastAPI:
             orm.messaging,
             producer=SERVICE,
             on_commit=runtime.relay.notify,
+            on_events=count_created_users,
         ),
         policy=AccountPolicy(
             passwords=PasswordPolicy(min_length=settings.password_min_length),

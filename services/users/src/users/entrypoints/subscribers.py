@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from onboarding_shared.contract import Envelope, UserActivated
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
+from users.entrypoints.metrics import count_activation
 from users.service_layer import services
 from users.wiring import UsersContext
 
@@ -16,7 +17,8 @@ def consumers(context: UsersContext) -> list[ReliableConsumer]:
     settings = context.settings
 
     async def on_user_activated(event: Envelope[UserActivated], _delivery: Delivery) -> None:
-        await services.apply_activation(context.uow(), event, now=datetime.now(UTC))
+        activation = await services.apply_activation(context.uow(), event, now=datetime.now(UTC))
+        count_activation(activation)
 
     router = EventRouter()
     router.register(UserActivated, on_user_activated)

@@ -410,21 +410,40 @@ async def set_password_with_link(
 # Activation (from the auth-listener)
 
 
+@dataclass(frozen=True)
+class Activation:
+    """A pending account that became active, once committed."""
+
+    created_at: datetime
+    activated_at: datetime
+
+    @property
+    def seconds_to_activate(self) -> float:
+        return max(0.0, (self.activated_at - self.created_at).total_seconds())
+
+
 async def apply_activation(
     uow: UsersUnitOfWork, event: Envelope[UserActivated], *, now: datetime
-) -> None:
+) -> Activation | None:
+    """Record the first login; an Activation when this made a pending account active."""
+    activation = None
     async with uow:
         if not await uow.claim(ACTIVATIONS_CONSUMER, event.event_id):
-            return
+            return None
         user = await uow.users.get(event.data.user_id, for_update=True)
         if user is None:
             log.warning(
                 "activation of an unknown account", extra={"user_id": str(event.data.user_id)}
             )
-        elif user.record_first_login(event.data.activated_at):
-            user.updated_at = now
-            uow.emit(_updated(user, now))
+        else:
+            was_pending = user.status is UserStatus.PENDING
+            if user.record_first_login(event.data.activated_at):
+                user.updated_at = now
+                uow.emit(_updated(user, now))
+            if was_pending and user.status is UserStatus.ACTIVE:
+                activation = Activation(user.created_at, event.data.activated_at)
         await uow.commit()
+    return activation
 
 
 # Avatars
