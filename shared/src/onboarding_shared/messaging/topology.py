@@ -102,7 +102,7 @@ async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue)
                 "x-dead-letter-exchange": queue.dead_letter_exchange,
                 "x-dead-letter-routing-key": queue.name,
                 "x-delivery-limit": DELIVERY_LIMIT,
-            }
+            },
         ),
     )
     for binding in queue.bindings:
@@ -121,6 +121,6 @@ async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue)
                     "x-message-ttl": int(delay * 1000),
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": queue.name,
-                }
+                },
             ),
         )
