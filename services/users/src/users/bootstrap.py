@@ -9,6 +9,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from onboarding_shared.contract import (
+    InvitationRequested,
+    InvitationRevoked,
     MailerStatus,
     UserActivated,
     UserCreated,
@@ -38,7 +40,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
     sends=(UserCreated, UserUpdated, UserLoggedIn, WelcomeEmailRequested),
-    receives=(UserActivated, MailerStatus),
+    receives=(UserActivated, MailerStatus, InvitationRequested, InvitationRevoked),
     description="Accounts: created by admins or by joining, logins, activation.",
 )
 

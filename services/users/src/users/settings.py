@@ -46,6 +46,12 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings):
     login_max_failures_per_address: int = Field(default=50, ge=1, le=100_000)
     login_failure_window_seconds: int = Field(default=900, ge=1, le=86_400)
     login_lockout_seconds: int = Field(default=300, ge=1, le=86_400)
+    join_max_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Unknown join links one client address may try within the login window.",
+    )
 
     avatar_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
     avatar_max_pixels: int = Field(default=25_000_000, ge=1, le=100_000_000)
@@ -92,6 +98,7 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings):
         return ThrottlePolicy(
             max_failures_per_account=self.login_max_failures_per_account,
             max_failures_per_address=self.login_max_failures_per_address,
+            max_join_failures_per_address=self.join_max_failures_per_address,
             window=timedelta(seconds=self.login_failure_window_seconds),
             lockout=timedelta(seconds=self.login_lockout_seconds),
         )

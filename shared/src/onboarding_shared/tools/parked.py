@@ -54,6 +54,7 @@ PARKED_SUFFIX = ".parked"
 # (comma-separated) replaces this list.
 KNOWN_QUEUES = (
     "users.activations",
+    "users.invitations",
     "invitations.email-outcomes",
     "invitations.members",
     "mailer.invitations",

@@ -21,6 +21,7 @@ from onboarding_shared.db import UtcDateTime, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
+from users.domain.invitations import GrantState, InvitationGrant
 from users.domain.model import User, UserStatus
 from users.domain.throttling import LoginThrottle
 
@@ -82,6 +83,26 @@ avatars = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# What the users service knows of invitations (from InvitationRequested / InvitationRevoked).
+invitation_grants = Table(
+    "invitation_grants",
+    metadata,
+    Column("invitation_id", Uuid, primary_key=True),
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column(
+        "state",
+        Enum(
+            GrantState,
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        nullable=False,
+    ),
+    Column("email", String(320), nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+)
+
 messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
@@ -94,4 +115,5 @@ def map_domain() -> None:
     if not _mapped:
         mapper_registry.map_imperatively(User, users)
         mapper_registry.map_imperatively(LoginThrottle, login_throttles)
+        mapper_registry.map_imperatively(InvitationGrant, invitation_grants)
         _mapped = True

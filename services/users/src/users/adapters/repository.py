@@ -8,12 +8,14 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from users.adapters.orm import avatars, login_throttles, users
+from users.adapters.orm import avatars, invitation_grants, login_throttles, users
 from users.domain.avatars import Avatar
+from users.domain.invitations import InvitationGrant
 from users.domain.model import User, UserStatus
 from users.domain.throttling import LoginThrottle
 from users.service_layer.unit_of_work import (
     AvatarRepository,
+    InvitationGrantRepository,
     ThrottleRepository,
     UserPage,
     UserRepository,
@@ -167,3 +169,28 @@ class SqlAlchemyAvatarRepository(AvatarRepository):
 
     async def delete(self, user_id: uuid.UUID) -> None:
         await self._session.execute(delete(avatars).where(avatars.c.user_id == user_id))
+
+
+class SqlAlchemyInvitationGrantRepository(InvitationGrantRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, grant: InvitationGrant) -> None:
+        self._session.add(grant)
+
+    async def get(self, invitation_id: uuid.UUID) -> InvitationGrant | None:
+        query = (
+            select(InvitationGrant)
+            .where(invitation_grants.c.invitation_id == invitation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.scalars(query)).first()
+
+    async def find_by_token_hash(
+        self, token_hash: str, *, for_update: bool = False
+    ) -> InvitationGrant | None:
+        query = select(InvitationGrant).where(invitation_grants.c.token_hash == token_hash)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return (await self._session.scalars(query)).first()

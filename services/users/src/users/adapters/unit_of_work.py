@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
 from users.adapters.repository import (
     SqlAlchemyAvatarRepository,
+    SqlAlchemyInvitationGrantRepository,
     SqlAlchemyThrottleRepository,
     SqlAlchemyUserRepository,
 )
@@ -22,6 +23,7 @@ class SqlAlchemyUsersUnitOfWork(SqlAlchemyUnitOfWork, UsersUnitOfWork):
         self.users = SqlAlchemyUserRepository(self.session)
         self.throttles = SqlAlchemyThrottleRepository(self.session)
         self.avatars = SqlAlchemyAvatarRepository(self.session)
+        self.grants = SqlAlchemyInvitationGrantRepository(self.session)
         return self
 
     async def commit(self) -> None:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 class ThrottlePolicy:
     max_failures_per_account: int = 5
     max_failures_per_address: int = 50
+    max_join_failures_per_address: int = 20
     window: timedelta = timedelta(minutes=15)
     lockout: timedelta = timedelta(minutes=5)
 
@@ -22,6 +23,11 @@ def account_key(identifier: str) -> str:
 
 def address_key(address: str) -> str:
     return f"address:{address}"
+
+
+def join_address_key(address: str) -> str:
+    """Failed join-link lookups from one client address: guessing links, not passwords."""
+    return f"join-address:{address}"
 
 
 @dataclass(eq=False)

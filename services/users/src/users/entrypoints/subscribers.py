@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from onboarding_shared.contract import Envelope, UserActivated
+from onboarding_shared.contract import (
+    Envelope,
+    InvitationRequested,
+    InvitationRevoked,
+    UserActivated,
+)
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
 from users.entrypoints.metrics import count_activation
 from users.service_layer import services
 from users.wiring import UsersContext
 
 ACTIVATIONS_QUEUE = "users.activations"
+INVITATIONS_QUEUE = "users.invitations"
 
 
 def consumers(context: UsersContext) -> list[ReliableConsumer]:
@@ -23,4 +29,28 @@ def consumers(context: UsersContext) -> list[ReliableConsumer]:
     router = EventRouter()
     router.register(UserActivated, on_user_activated)
     queue = settings.consumer_queue(ACTIVATIONS_QUEUE, UserActivated.spec.routing_key)
-    return [ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)]
+    return [
+        ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds),
+        _invitations(context),
+    ]
+
+
+def _invitations(context: UsersContext) -> ReliableConsumer:
+    """The invitations whose links the join page accepts (only their tokens' hashes)."""
+    settings = context.settings
+
+    async def on_requested(event: Envelope[InvitationRequested], _delivery: Delivery) -> None:
+        await services.record_invitation(context.uow(), event)
+
+    async def on_revoked(event: Envelope[InvitationRevoked], _delivery: Delivery) -> None:
+        await services.record_revocation(context.uow(), event)
+
+    router = EventRouter()
+    router.register(InvitationRequested, on_requested)
+    router.register(InvitationRevoked, on_revoked)
+    queue = settings.consumer_queue(
+        INVITATIONS_QUEUE,
+        InvitationRequested.spec.routing_key,
+        InvitationRevoked.spec.routing_key,
+    )
+    return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)

@@ -14,6 +14,8 @@ from typing import Any
 from onboarding_shared.auth import Principal
 from onboarding_shared.contract import (
     Envelope,
+    InvitationRequested,
+    InvitationRevoked,
     UserActivated,
     UserCreated,
     UserLoggedIn,
@@ -22,6 +24,7 @@ from onboarding_shared.contract import (
 )
 from users.domain import rules
 from users.domain.avatars import Avatar
+from users.domain.invitations import InvitationGrant, LinkProblem
 from users.domain.model import (
     LastAdmin,
     NewUser,
@@ -31,8 +34,14 @@ from users.domain.model import (
     checked_changes,
 )
 from users.domain.passwords import PasswordPolicy, hash_link_token, random_password
-from users.domain.rules import ADMIN_ROLE, FieldProblem, InvalidFields
-from users.domain.throttling import LoginThrottle, ThrottlePolicy, account_key, address_key
+from users.domain.rules import ADMIN_ROLE, USER_ROLE, FieldProblem, InvalidFields
+from users.domain.throttling import (
+    LoginThrottle,
+    ThrottlePolicy,
+    account_key,
+    address_key,
+    join_address_key,
+)
 from users.service_layer.ports import (
     AvatarProcessor,
     IssuedToken,
@@ -45,6 +54,7 @@ from users.service_layer.unit_of_work import DuplicateField, UserPage, UsersUnit
 log = logging.getLogger(__name__)
 
 ACTIVATIONS_CONSUMER = "users.activations"
+INVITATIONS_CONSUMER = "users.invitations"
 LOGIN_SOURCE = "onboarding"
 
 
@@ -72,6 +82,22 @@ class LoginThrottled(Exception):
 
 class NoAdminConfigured(Exception):
     """No admin exists and none can be created from the settings."""
+
+
+class JoinRefused(Exception):
+    """The join link is unknown, used, expired or revoked."""
+
+    def __init__(self, problem: LinkProblem) -> None:
+        super().__init__(f"join link refused: {problem}")
+        self.problem = problem
+
+
+class JoinThrottled(Exception):
+    """Too many unknown join links from this client address."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many unknown join links; retry in {retry_after}s")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -119,6 +145,15 @@ class LoginAttempt:
 class LoggedIn:
     user: User
     token: IssuedToken
+
+
+@dataclass(frozen=True)
+class JoinForm:
+    """What the join page asks for; the address comes from the invitation."""
+
+    name: str
+    username: str
+    password: str
 
 
 @dataclass(frozen=True)
@@ -407,6 +442,114 @@ async def set_password_with_link(
     return user
 
 
+# Joining through an invitation
+
+
+async def invitation_for_link(
+    uow: UsersUnitOfWork, token: str, *, address: str, throttling: ThrottlePolicy, now: datetime
+) -> InvitationGrant:
+    """The usable grant behind a join link, or JoinRefused / JoinThrottled. Unknown links count
+    against the client address, so guessing them is slowed down."""
+    key = join_address_key(address)
+    async with uow:
+        try:
+            await _refuse_if_throttled(uow, [(key, throttling.max_join_failures_per_address)], now)
+        except LoginThrottled as throttled:
+            raise JoinThrottled(throttled.retry_after) from None
+        grant = await uow.grants.find_by_token_hash(hash_link_token(token))
+    if grant is None:
+        await _record_failure(
+            uow, [(key, throttling.max_join_failures_per_address)], throttling, now
+        )
+        raise JoinRefused(LinkProblem.UNKNOWN)
+    if (problem := grant.problem(now)) is not None:
+        raise JoinRefused(problem)
+    return grant
+
+
+async def join(
+    uow: UsersUnitOfWork,
+    token: str,
+    form: JoinForm,
+    *,
+    address: str,
+    policy: AccountPolicy,
+    hasher: PasswordHasher,
+    throttling: ThrottlePolicy,
+    now: datetime,
+) -> User:
+    """Spend an invitation: a pending account with the invited address (verified: the link
+    proves the mailbox), the grant used, and UserCreated with the invitation id, in one commit."""
+    grant = await invitation_for_link(uow, token, address=address, throttling=throttling, now=now)
+    assert grant.email is not None  # a usable grant knows its address
+    checked = NewUser(
+        email=grant.email,
+        name=form.name,
+        username=form.username,
+        password=form.password,
+        roles=(USER_ROLE,),
+        verified=True,
+    ).checked(policy.passwords)
+    assert checked.password is not None
+    password_hash = await hasher.hash(checked.password)
+    async with uow:
+        locked = await uow.grants.find_by_token_hash(hash_link_token(token), for_update=True)
+        if locked is None:
+            raise JoinRefused(LinkProblem.UNKNOWN)  # replaced by a resend meanwhile
+        if (problem := locked.problem(now)) is not None:
+            raise JoinRefused(problem)  # spent by a concurrent request meanwhile
+        await _refuse_duplicates(uow, email=checked.email, username=checked.username)
+        user = User.register(checked, password_hash=password_hash, now=now)
+        uow.users.add(user)
+        locked.use(now)
+        uow.emit(_created(user, invitation_id=locked.invitation_id))
+        await uow.commit()
+    log.info(
+        "account created by joining",
+        extra={"user_id": str(user.id), "invitation_id": str(grant.invitation_id)},
+    )
+    return user
+
+
+async def record_invitation(uow: UsersUnitOfWork, event: Envelope[InvitationRequested]) -> None:
+    """Learn (or renew) the grant of an invitation: only the token's hash is kept."""
+    data = event.data
+    async with uow:
+        if not await uow.claim(INVITATIONS_CONSUMER, event.event_id):
+            return
+        grant = await uow.grants.get(data.invitation_id)
+        if grant is None:
+            uow.grants.add(
+                InvitationGrant.requested(
+                    data.invitation_id,
+                    email=data.email,
+                    token_hash=data.token_hash,
+                    expires_at=data.expires_at,
+                )
+            )
+        else:
+            grant.request_again(
+                email=data.email, token_hash=data.token_hash, expires_at=data.expires_at
+            )
+        await uow.commit()
+
+
+async def record_revocation(uow: UsersUnitOfWork, event: Envelope[InvitationRevoked]) -> None:
+    """Close the grant at once; remember a revocation that overtook its request."""
+    data = event.data
+    async with uow:
+        if not await uow.claim(INVITATIONS_CONSUMER, event.event_id):
+            return
+        grant = await uow.grants.get(data.invitation_id)
+        if grant is None:
+            uow.grants.add(
+                InvitationGrant.revoked_early(data.invitation_id, token_hash=data.token_hash)
+            )
+        else:
+            grant.revoke()
+        await uow.commit()
+
+
 # Activation (from the auth-listener)
 
 
@@ -506,8 +649,8 @@ def _snapshot(user: User) -> dict[str, Any]:
     }
 
 
-def _created(user: User) -> UserCreated:
-    return UserCreated(**_snapshot(user))
+def _created(user: User, invitation_id: uuid.UUID | None = None) -> UserCreated:
+    return UserCreated(**_snapshot(user), invitation_id=invitation_id)
 
 
 def _updated(user: User, now: datetime) -> UserUpdated:

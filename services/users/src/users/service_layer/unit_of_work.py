@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from onboarding_shared.unit_of_work import AbstractUnitOfWork
 from users.domain.avatars import Avatar
+from users.domain.invitations import InvitationGrant
 from users.domain.model import User, UserStatus
 from users.domain.throttling import LoginThrottle
 
@@ -83,7 +84,22 @@ class AvatarRepository(abc.ABC):
     async def delete(self, user_id: uuid.UUID) -> None: ...
 
 
+class InvitationGrantRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, grant: InvitationGrant) -> None: ...
+
+    @abc.abstractmethod
+    async def get(self, invitation_id: uuid.UUID) -> InvitationGrant | None:
+        """The grant, locked until the unit of work ends."""
+
+    @abc.abstractmethod
+    async def find_by_token_hash(
+        self, token_hash: str, *, for_update: bool = False
+    ) -> InvitationGrant | None: ...
+
+
 class UsersUnitOfWork(AbstractUnitOfWork):
     users: UserRepository
     throttles: ThrottleRepository
     avatars: AvatarRepository
+    grants: InvitationGrantRepository
