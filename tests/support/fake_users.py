@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from onboarding_shared.auth import Principal
 from tests.support.fakes import FakeMessagingUnitOfWork
 from users.domain.avatars import Avatar
+from users.domain.invitations import InvitationGrant
 from users.domain.model import User, UserStatus
 from users.domain.throttling import LoginThrottle
 from users.service_layer.ports import IssuedToken, ProcessedImage
 from users.service_layer.unit_of_work import (
     AvatarRepository,
+    InvitationGrantRepository,
     ThrottleRepository,
     UserPage,
     UserRepository,
@@ -87,6 +89,22 @@ class FakeAvatarRepository(AvatarRepository):
         self.rows.pop(user_id, None)
 
 
+class FakeInvitationGrantRepository(InvitationGrantRepository):
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, InvitationGrant] = {}
+
+    def add(self, grant: InvitationGrant) -> None:
+        self.rows[grant.invitation_id] = grant
+
+    async def get(self, invitation_id: uuid.UUID) -> InvitationGrant | None:
+        return self.rows.get(invitation_id)
+
+    async def find_by_token_hash(
+        self, token_hash: str, *, for_update: bool = False
+    ) -> InvitationGrant | None:
+        return next((g for g in self.rows.values() if g.token_hash == token_hash), None)
+
+
 class FakeUsersUnitOfWork(FakeMessagingUnitOfWork, UsersUnitOfWork):
     """Changes to users stay only if committed: rollback restores the last committed state."""
 
@@ -96,19 +114,27 @@ class FakeUsersUnitOfWork(FakeMessagingUnitOfWork, UsersUnitOfWork):
         self.users = self.fake_users
         self.throttles = FakeThrottleRepository()
         self.avatars = FakeAvatarRepository()
+        self.fake_grants = FakeInvitationGrantRepository()
+        self.grants = self.fake_grants
         self._saved: dict[uuid.UUID, User] = {}
+        self._saved_grants: dict[uuid.UUID, InvitationGrant] = {}
 
     async def __aenter__(self) -> FakeUsersUnitOfWork:
-        self._saved = copy.deepcopy(self.fake_users.rows)
+        self._save()
         return self
 
     async def commit(self) -> None:
         await super().commit()
-        self._saved = copy.deepcopy(self.fake_users.rows)
+        self._save()
 
     async def rollback(self) -> None:
         await super().rollback()
         self.fake_users.rows = copy.deepcopy(self._saved)
+        self.fake_grants.rows = copy.deepcopy(self._saved_grants)
+
+    def _save(self) -> None:
+        self._saved = copy.deepcopy(self.fake_users.rows)
+        self._saved_grants = copy.deepcopy(self.fake_grants.rows)
 
 
 class FakeHasher:
