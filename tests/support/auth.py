@@ -63,7 +63,8 @@ def mint_token(
     *,
     roles: tuple[str, ...] | str = ("admin",),  # a str makes a malformed claim
     user_id: uuid.UUID | None = None,
-    expires_in: timedelta = timedelta(minutes=5),
+    # Long enough for tokens minted at import (module constants, parameters) to outlive the run.
+    expires_in: timedelta = timedelta(hours=6),
     key: Ed25519PrivateKey = PRIVATE_KEY,
     **overrides: Any,
 ) -> str:
