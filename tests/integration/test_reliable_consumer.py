@@ -37,7 +37,7 @@ def queue_for(namespace: Namespace) -> ConsumerQueue:
     return ConsumerQueue(
         name=namespace.queue("mailer.invitations"),  # a known name, so the namespace cleans it up
         bindings=(Binding("test.v1"),),
-        retry_delays=(0.2, 0.5),
+        retry_delays=(1.0, 2.0),
         prefetch=4,
         events_exchange=namespace.exchange,
     )
@@ -74,7 +74,8 @@ async def test_a_failing_message_is_retried_then_parked_while_others_flow(
         for n in range(5):
             await publish_raw(amqp_url, namespace.exchange, "test.v1", f"fine-{n}".encode())
         await eventually(lambda: len(recorder.finished) == 5)
-        assert recorder.attempts[b"poison-1"] == [1]  # the others did not wait for its retries
+        # The others did not wait for its retries (3 attempts take at least 3 s).
+        assert len(recorder.attempts[b"poison-1"]) < 3
         await eventually(lambda: recorder.attempts[b"poison-1"] == [1, 2, 3])
         parked = await eventually(lambda: drain(amqp_url, queue.parking_queue))
     finally:

@@ -20,7 +20,7 @@ from onboarding_shared.tools import parked
 # whatever a killed run leaves behind.
 KNOWN_QUEUES = parked.KNOWN_QUEUES
 QUEUE_EXPIRES_SECONDS = 120
-RETRY_SUFFIXES = (".retry.0.2s", ".retry.0.5s", ".retry.1s", ".retry.5s", ".retry.30s")
+RETRY_SUFFIXES = (".retry.0.2s", ".retry.0.5s", ".retry.1s", ".retry.2s", ".retry.5s", ".retry.30s")
 
 
 @dataclass(frozen=True)
