@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alembic import context
-from sqlalchemy import DateTime, MetaData, event, pool
+from sqlalchemy import DateTime, MetaData, Table, event, pool
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeDecorator
 
 SUPPORTED_SCHEMES = ("postgresql+asyncpg", "sqlite+aiosqlite")
@@ -27,6 +28,14 @@ NAMING_CONVENTION = {
 
 def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def map_once(mapper_registry: registry, *mappings: tuple[type[Any], Table]) -> None:
+    """Map plain domain classes onto tables, once per process: bootstrap may run many times
+    (tests build several apps), and SQLAlchemy refuses to map a class twice."""
+    if not mapper_registry.mappers:
+        for domain_class, table in mappings:
+            mapper_registry.map_imperatively(domain_class, table)
 
 
 def utcnow() -> datetime:

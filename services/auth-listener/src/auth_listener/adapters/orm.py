@@ -8,7 +8,7 @@ from sqlalchemy import Column, Enum, Index, String, Table, Uuid
 from sqlalchemy.orm import registry
 
 from auth_listener.domain.model import AccountStatus, IdentifierKind, KnownAccount, PendingLogin
-from onboarding_shared.db import UtcDateTime, new_metadata
+from onboarding_shared.db import UtcDateTime, map_once, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
@@ -48,12 +48,6 @@ messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
 
-_mapped = False
-
 
 def map_domain() -> None:
-    global _mapped
-    if not _mapped:
-        mapper_registry.map_imperatively(KnownAccount, known_accounts)
-        mapper_registry.map_imperatively(PendingLogin, pending_logins)
-        _mapped = True
+    map_once(mapper_registry, (KnownAccount, known_accounts), (PendingLogin, pending_logins))

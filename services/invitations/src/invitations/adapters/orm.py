@@ -6,7 +6,7 @@ from sqlalchemy import Column, Enum, Index, Integer, String, Table, Text, Uuid
 from sqlalchemy.orm import registry
 
 from invitations.domain.model import DailyQuota, Invitation, InvitationStatus, Member
-from onboarding_shared.db import UtcDateTime, new_metadata
+from onboarding_shared.db import UtcDateTime, map_once, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
@@ -71,13 +71,8 @@ messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
 
-_mapped = False
-
 
 def map_domain() -> None:
-    global _mapped
-    if not _mapped:
-        mapper_registry.map_imperatively(Invitation, invitations)
-        mapper_registry.map_imperatively(Member, members)
-        mapper_registry.map_imperatively(DailyQuota, daily_quotas)
-        _mapped = True
+    map_once(
+        mapper_registry, (Invitation, invitations), (Member, members), (DailyQuota, daily_quotas)
+    )

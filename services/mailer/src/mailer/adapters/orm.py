@@ -6,7 +6,7 @@ from sqlalchemy import Column, Enum, Integer, String, Table, Uuid
 from sqlalchemy.orm import registry
 
 from mailer.domain.model import Email, EmailStatus
-from onboarding_shared.db import UtcDateTime, new_metadata
+from onboarding_shared.db import UtcDateTime, map_once, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
@@ -42,11 +42,6 @@ messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
 
-_mapped = False
-
 
 def map_domain() -> None:
-    global _mapped
-    if not _mapped:
-        mapper_registry.map_imperatively(Email, emails)
-        _mapped = True
+    map_once(mapper_registry, (Email, emails))

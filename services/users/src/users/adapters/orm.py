@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import registry
 
-from onboarding_shared.db import UtcDateTime, new_metadata
+from onboarding_shared.db import UtcDateTime, map_once, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
@@ -107,13 +107,11 @@ messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
 
-_mapped = False
-
 
 def map_domain() -> None:
-    global _mapped
-    if not _mapped:
-        mapper_registry.map_imperatively(User, users)
-        mapper_registry.map_imperatively(LoginThrottle, login_throttles)
-        mapper_registry.map_imperatively(InvitationGrant, invitation_grants)
-        _mapped = True
+    map_once(
+        mapper_registry,
+        (User, users),
+        (LoginThrottle, login_throttles),
+        (InvitationGrant, invitation_grants),
+    )
