@@ -1,9 +1,12 @@
 """`make run`: the four services as separate processes with embedded defaults (SQLite under
-var/, a development mail catcher writing var/mail/), stopped together by Ctrl-C."""
+var/, a development mail catcher writing var/mail/), behind a development gateway that makes
+http://localhost:8001 the one public origin, as the Ingress does in a cluster; stopped together
+by Ctrl-C."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -48,7 +51,9 @@ DEVELOPMENT_DEFAULTS = {
 # AUTH_PRIVATE_KEY and AUTH_PUBLIC_KEY come from this pair, made on the first `make run`.
 DEVELOPMENT_KEYS = VAR / "dev-keys"
 
-SERVICES = ("users", "invitations", "mailer", "auth-listener")
+# Each service on its own port, the gateway on the public one in front of them.
+SERVICE_PORTS = {"users": 8011, "invitations": 8012, "mailer": 8013, "auth-listener": 8014}
+GATEWAY_PORT = 8001
 
 
 def development_keys(folder: Path = DEVELOPMENT_KEYS) -> dict[str, str]:
@@ -106,17 +111,34 @@ def main() -> int:
         **os.environ,
         "AMQP_URL": AMQP_URL,
     }
-    catcher = [
-        sys.executable,
-        str(ROOT / "devtools" / "mailcatcher.py"),
-        "--folder",
-        str(VAR / "mail"),
+    upstreams = {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()}
+    helpers = [
+        [sys.executable, str(ROOT / "devtools" / "mailcatcher.py"), "--folder", str(VAR / "mail")],
+        [
+            sys.executable,
+            "-m",
+            "devtools.gateway",
+            "--port",
+            str(GATEWAY_PORT),
+            "--upstreams",
+            json.dumps(upstreams),
+        ],
     ]
-    commands = [catcher] + [
-        [str(BIN / f"onboarding-{name}"), "serve", "--migrate"] for name in SERVICES
+    processes = [subprocess.Popen(command, env=environment, cwd=ROOT) for command in helpers]
+    processes += [
+        subprocess.Popen(
+            [str(BIN / f"onboarding-{name}"), "serve", "--migrate"],
+            env={**environment, "HTTP_PORT": str(port)},
+            cwd=ROOT,
+        )
+        for name, port in SERVICE_PORTS.items()
     ]
-    processes = [subprocess.Popen(command, env=environment, cwd=ROOT) for command in commands]
-    print("users :8001  invitations :8002  mailer :8003  auth-listener :8004  mail -> var/mail/")
+    print(f"Open http://localhost:{GATEWAY_PORT}/ and sign in as admin / dev-admin-password.")
+    print(
+        "Services: "
+        + "  ".join(f"{name} :{port}" for name, port in SERVICE_PORTS.items())
+        + "  mail -> var/mail/"
+    )
     print("Ctrl-C stops everything.", flush=True)
     return supervise(processes)
 

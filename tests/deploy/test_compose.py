@@ -11,6 +11,9 @@ import pytest
 from tests.deploy.support import DEPLOY, SERVICES, load_yaml, schema_errors, validator
 
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
+# Host ports that differ from the container's: host port 8001 is the gateway's, the public origin
+# (test_public_routes.py checks it).
+PUBLISHED = {"users": 8011}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +79,7 @@ def test_each_service_starts_after_its_database_broker_and_migration(
     assert depends["rabbitmq"] == {"condition": "service_healthy"}
     assert depends[f"{name}-migrate"] == {"condition": "service_completed_successfully"}
     assert f"http://127.0.0.1:{port}/ready" in " ".join(service["healthcheck"]["test"])
-    assert f"{port}:{port}" in service["ports"]
+    assert f"{PUBLISHED.get(name, port)}:{port}" in service["ports"]
     env = environment(service)
     assert env["HTTP_PORT"] == str(port)
     assert env["HTTP_HOST"] == "0.0.0.0"

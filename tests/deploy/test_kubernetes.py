@@ -1,6 +1,7 @@
 """deploy/k8s: both overlays render with kustomize (kubectl from PyPI); every object is valid
 against the Kubernetes JSON schemas (kubernetes-validate, strict: unknown fields are errors) or,
-for KEDA's, against structural schemas; and the objects fit together as the README promises."""
+for KEDA's, against structural schemas; and the objects fit together as the README promises.
+The Ingress routes: test_public_routes.py."""
 
 from __future__ import annotations
 
@@ -31,12 +32,6 @@ SECRET = "onboarding-secrets"
 SCALED_BY_KEDA = {
     "mailer": {"mailer.invitations", "mailer.welcome-emails"},
     "auth-listener": {"auth-listener.logins"},
-}
-INGRESS_ROUTES = {
-    "/api/v1/users": "users",
-    "/api/v1/auth": "users",
-    "/join": "users",
-    "/api/v1/invitations": "invitations",
 }
 
 
@@ -178,17 +173,6 @@ def test_each_service_has_a_service_a_budget_and_a_migration_job(overlay: str, n
     assert container(job)["env"] == container(deployment)["env"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
     check_secure(job)
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_ingress_puts_every_public_path_under_one_host(overlay: str) -> None:
-    ingress = objects(overlay, "Ingress")["onboarding"]
-    (rule,) = ingress["spec"]["rules"]
-    routes = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
-    assert routes == INGRESS_ROUTES
-    for path in rule["http"]["paths"]:
-        assert path["pathType"] == "Prefix"
-        assert path["backend"]["service"]["port"] == {"name": "http"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

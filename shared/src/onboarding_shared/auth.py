@@ -3,12 +3,19 @@ users service. Plumbing, like the messaging kit: who gets which role is decided 
 
 Tokens are JWTs signed with Ed25519 (EdDSA) or RSA (RS256) and carry sub (the user id),
 roles, iat, exp, iss and aud.
+
+A browser holds its token in an HttpOnly cookie instead (a *session*: the same JWT with
+``auth_time`` and a ``csrf`` claim). A request authenticated by that cookie that changes
+anything must repeat the ``csrf`` claim in the ``X-CSRF-Token`` header: another site can make
+the browser send the cookie, but cannot read the page that holds the claim.
 """
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import jwt
@@ -24,6 +31,9 @@ DEFAULT_ISSUER = "onboarding-users"
 DEFAULT_AUDIENCE = "onboarding"
 MIN_RSA_BITS = 2048
 _PEM_BLOCK_END = "-----END PUBLIC KEY-----"
+SESSION_COOKIE = "onboarding_session"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 PublicKey = Ed25519PublicKey | RSAPublicKey
 
@@ -33,11 +43,21 @@ class InvalidToken(Exception):
 
 
 @dataclass(frozen=True)
+class BrowserSession:
+    """What a session token adds: when its owner signed in, and the token that proves a
+    request comes from our own pages."""
+
+    started_at: datetime
+    csrf: str
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who a verified token speaks for."""
 
     user_id: uuid.UUID
     roles: frozenset[str]
+    session: BrowserSession | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -107,7 +127,7 @@ class TokenVerifier:
             raise InvalidToken("token without a valid subject or roles") from None
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise InvalidToken("roles must be a list of strings")
-        return Principal(user_id=user_id, roles=frozenset(roles))
+        return Principal(user_id=user_id, roles=frozenset(roles), session=_session_of(claims))
 
     def _claims(self, token: str) -> dict[str, Any]:
         for key in self._keys:
@@ -127,6 +147,15 @@ class TokenVerifier:
                 raise InvalidToken(type(error).__name__) from None
             return claims
         raise InvalidToken("signature does not match any configured key")
+
+
+def _session_of(claims: dict[str, Any]) -> BrowserSession | None:
+    csrf, auth_time = claims.get("csrf"), claims.get("auth_time")
+    if csrf is None:
+        return None
+    if not isinstance(csrf, str) or len(csrf) < 16 or not isinstance(auth_time, int):
+        raise InvalidToken("malformed session claims")
+    return BrowserSession(started_at=datetime.fromtimestamp(auth_time, UTC), csrf=csrf)
 
 
 class TokenVerificationSettings(BaseModel):
@@ -159,21 +188,39 @@ def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """401 without a valid bearer token."""
-    if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "authentication required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    """401 without a valid bearer token or session cookie; 403 for a change asked with the
+    cookie but without its CSRF token."""
+    if credentials is not None:
+        return _verified(request, credentials.credentials)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise _unauthorized("authentication required", "Bearer")
+    principal = _verified(request, cookie)
+    if principal.session is None:
+        raise _unauthorized("invalid or expired token", 'Bearer error="invalid_token"')
+    given = request.headers.get(CSRF_HEADER, "")
+    if request.method not in _SAFE_METHODS and not csrf_matches(principal, given):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
+    return principal
+
+
+def csrf_matches(principal: Principal, given: str) -> bool:
+    """Whether ``given`` is the CSRF token of the principal's session (in constant time)."""
+    expected = principal.session.csrf if principal.session else ""
+    return bool(given and expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _verified(request: Request, token: str) -> Principal:
     try:
-        return _verifier(request).verify(credentials.credentials)
+        return _verifier(request).verify(token)
     except InvalidToken:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "invalid or expired token",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        ) from None
+        raise _unauthorized("invalid or expired token", 'Bearer error="invalid_token"') from None
+
+
+def _unauthorized(detail: str, challenge: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge}
+    )
 
 
 def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

@@ -28,8 +28,9 @@ from users.adapters.passwords import Argon2PasswordHasher
 from users.adapters.tokens import JwtTokenIssuer
 from users.adapters.unit_of_work import SqlAlchemyUsersUnitOfWork
 from users.domain.passwords import PasswordPolicy
-from users.entrypoints import http, pages, subscribers
+from users.entrypoints import console, http, pages, subscribers
 from users.entrypoints.metrics import count_created_users
+from users.entrypoints.templating import static_files
 from users.service_layer import services
 from users.service_layer.services import AccountPolicy, AdminSeed, NoAdminConfigured
 from users.settings import UsersSettings
@@ -83,8 +84,12 @@ def create_app(settings: UsersSettings) -> FastAPI:
     runtime.startup.append(partial(seed_first_admin, context))
     runtime.consumers.extend(subscribers.consumers(context))
     app = create_http_app(
-        runtime, [*http.routers, pages.router], title="Onboarding: users", events=EVENTS
+        runtime,
+        [*http.routers, console.session_router, console.router, pages.router],
+        title="Onboarding: users",
+        events=EVENTS,
     )
+    app.mount("/static", static_files(), name="static")
     for error, handler in http.ERROR_HANDLERS.items():
         app.add_exception_handler(error, handler)
     app.state.context = context

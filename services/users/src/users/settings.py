@@ -16,6 +16,7 @@ from pydantic import (
 from onboarding_shared.auth import TokenVerificationSettings, load_public_keys, pem_from_environment
 from onboarding_shared.settings import ServiceSettings, load_settings
 from users.adapters.tokens import load_private_key
+from users.domain.sessions import SessionPolicy
 from users.domain.throttling import ThrottlePolicy
 
 
@@ -28,6 +29,17 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings):
     workspace_name: str = Field(default="Onboarding", min_length=1, max_length=200)
     public_url: str = Field(
         default="http://localhost:8001", description="Base of the links in welcome emails."
+    )
+
+    chat_url: str | None = Field(
+        default=None,
+        description="Where a member goes after signing in (the chat itself); PUBLIC_URL if unset.",
+    )
+    session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="A browser session ends after this idle time."
+    )
+    session_max_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="...and this long after signing in, at most."
     )
 
     auth_private_key: Annotated[SecretStr, BeforeValidator(pem_from_environment)] = Field(
@@ -57,9 +69,11 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings):
     avatar_max_pixels: int = Field(default=25_000_000, ge=1, le=100_000_000)
     avatar_size: int = Field(default=256, ge=32, le=1024)
 
-    @field_validator("public_url")
+    @field_validator("public_url", "chat_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
@@ -92,6 +106,13 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings):
         if own_public_key not in accepted:
             raise ValueError("AUTH_PUBLIC_KEY does not contain the public half of AUTH_PRIVATE_KEY")
         return self
+
+    @property
+    def sessions(self) -> SessionPolicy:
+        return SessionPolicy(
+            idle=timedelta(minutes=self.session_idle_minutes),
+            max_age=timedelta(hours=self.session_max_hours),
+        )
 
     @property
     def throttling(self) -> ThrottlePolicy:

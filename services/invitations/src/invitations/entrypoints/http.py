@@ -188,6 +188,14 @@ async def list_invitations(
     )
 
 
+@router.get("/mail-status")
+async def mail_status(context: Context) -> SmtpAware:
+    """Whether invitations can be emailed now, from the mailer's latest heartbeat: the console
+    shows the warning before anything is sent."""
+    report = services.smtp_report(context.mailer_status.snapshot())
+    return SmtpAware(smtp_configured=report.smtp_configured, warning=report.warning)
+
+
 @router.get("/{invitation_id}", responses={404: {"description": "No such invitation"}})
 async def get_invitation(invitation_id: uuid.UUID, context: Context) -> InvitationOut:
     with _translated_errors():

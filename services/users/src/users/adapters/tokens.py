@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from onboarding_shared.auth import BrowserSession
 from users.domain.model import User
 from users.service_layer.ports import IssuedToken
 
@@ -40,14 +41,32 @@ class JwtTokenIssuer:
 
     def issue(self, user: User) -> IssuedToken:
         now = datetime.now(UTC)
+        return self._signed(self._claims(user, now, now + self._ttl), now + self._ttl, now)
+
+    def issue_session(
+        self, user: User, session: BrowserSession, *, expires_at: datetime
+    ) -> IssuedToken:
+        now = datetime.now(UTC)
         claims = {
+            **self._claims(user, now, expires_at),
+            "auth_time": int(session.started_at.timestamp()),
+            "csrf": session.csrf,
+        }
+        return self._signed(claims, expires_at, now)
+
+    def _claims(self, user: User, now: datetime, expires_at: datetime) -> dict[str, object]:
+        return {
             "sub": str(user.id),
             "roles": list(user.roles),
             "iat": now,
-            "exp": now + self._ttl,
+            "exp": expires_at,
             "iss": self._issuer,
             "aud": self._audience,
             "jti": uuid.uuid4().hex,
         }
+
+    def _signed(
+        self, claims: dict[str, object], expires_at: datetime, now: datetime
+    ) -> IssuedToken:
         token = jwt.encode(claims, self._key, algorithm=self._algorithm)
-        return IssuedToken(access_token=token, expires_in=int(self._ttl.total_seconds()))
+        return IssuedToken(access_token=token, expires_in=int((expires_at - now).total_seconds()))

@@ -1,15 +1,13 @@
 """The page a welcome email's set-password link opens. The token stays in the URL's fragment,
-which browsers never send to a server; the page's script posts it to the API.
+which browsers never send to a server; the page's script (static/set-password.js) posts it to
+the API.
 
 The page an invitation's Join Chat link opens (`/join/{token}`): a plain form, no script, that
 posts back to the same address; the same address also takes JSON."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from datetime import UTC, datetime
-from html import escape
 
 from fastapi import APIRouter, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +17,7 @@ from pydantic import Field, ValidationError
 from users.domain.invitations import LinkProblem
 from users.domain.rules import InvalidFields
 from users.entrypoints.http import MAX_SECRET, MAX_TEXT, Strict, UserOut
+from users.entrypoints.templating import SECRET_ADDRESS, render
 from users.service_layer import services
 from users.service_layer.services import JoinForm, JoinRefused, JoinThrottled
 from users.service_layer.unit_of_work import DuplicateField
@@ -26,84 +25,21 @@ from users.wiring import UsersContext
 
 router = APIRouter(tags=["pages"])
 
-_SCRIPT = """
-const form = document.getElementById("set-password");
-const message = document.getElementById("message");
-const token = new URLSearchParams(location.hash.slice(1)).get("token");
-if (!token) { message.textContent = "This link is incomplete."; form.hidden = true; }
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const response = await fetch("/api/v1/auth/set-password", {
-    method: "POST",
-    headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({token, password: document.getElementById("password").value}),
-  });
-  if (response.status === 204) {
-    history.replaceState(null, "", location.pathname);
-    form.hidden = true;
-    message.textContent = "Your password is set. You can log in now.";
-    return;
-  }
-  const answer = await response.json().catch(() => ({}));
-  const detail = Array.isArray(answer.detail) ? answer.detail.map((d) => d.msg).join("; ")
-    : answer.detail;
-  message.textContent = detail || "Something went wrong; try again.";
-});
-"""
-_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
-_POLICY = (
-    f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; connect-src 'self'; "
-    "style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
-)
-
-
-def _page(workspace_name: str, min_length: int) -> str:
-    name = escape(workspace_name)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Set your password - {name}</title></head>
-<body style="font-family:Helvetica,Arial,sans-serif;max-width:420px;margin:48px auto">
-<h1 style="font-size:22px">Set your password for {name}</h1>
-<form id="set-password">
-<label for="password">New password (at least {min_length} characters)</label><br>
-<input id="password" type="password" autocomplete="new-password" minlength="{min_length}"
- required style="width:100%;padding:8px;margin:8px 0">
-<button type="submit" style="padding:8px 16px">Set password</button>
-</form>
-<p id="message" role="status"></p>
-<script>{_SCRIPT}</script>
-</body></html>"""
-
 
 @router.get("/set-password", response_class=HTMLResponse, include_in_schema=False)
 async def set_password_page(request: Request) -> HTMLResponse:
     context: UsersContext = request.app.state.context
     settings = context.settings
-    return HTMLResponse(
-        _page(settings.workspace_name, settings.password_min_length),
-        headers={
-            "Content-Security-Policy": _POLICY,
-            "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
+    return render(
+        request,
+        "set_password.html",
+        settings.workspace_name,
+        min_length=settings.password_min_length,
     )
 
 
 # Joining through an invitation
 
-_JOIN_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-_JOIN_HEADERS = {
-    "Content-Security-Policy": _JOIN_POLICY,
-    # The token is in the address: never hand it to another site or a shared cache.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-}
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _REFUSALS: dict[LinkProblem, tuple[int, str, str]] = {
     LinkProblem.UNKNOWN: (
@@ -139,82 +75,58 @@ class JoinRequest(Strict):
     password: str = Field(max_length=MAX_SECRET)
 
 
-def _shell(workspace_name: str, title: str, content: str) -> str:
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)} - {escape(workspace_name)}</title></head>
-<body style="font-family:Helvetica,Arial,sans-serif;max-width:420px;margin:48px auto">
-{content}
-</body></html>"""
-
-
-def _message_page(workspace_name: str, title: str, text: str, login_url: str | None = None) -> str:
-    link = (
-        f'<p><a href="{escape(login_url)}" style="padding:8px 16px">Log in</a></p>'
-        if login_url
-        else ""
-    )
-    content = (
-        f'<h1 style="font-size:22px">{escape(title)}</h1>\n<p role="status">{escape(text)}</p>'
-        f"\n{link}"
-    )
-    return _shell(workspace_name, title, content)
-
-
-def _field(label: str, name: str, value: str, kind: str = "text", extra: str = "") -> str:
-    return (
-        f'<label for="{name}">{escape(label)}</label><br>\n'
-        f'<input id="{name}" name="{name}" type="{kind}" value="{escape(value)}" required {extra}'
-        ' style="width:100%;padding:8px;margin:8px 0"><br>\n'
+def _message_page(
+    request: Request,
+    workspace_name: str,
+    heading: str,
+    text: str,
+    code: int = status.HTTP_200_OK,
+    *,
+    sign_in_url: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "message.html",
+        workspace_name,
+        code,
+        {**SECRET_ADDRESS, **(headers or {})},
+        heading=heading,
+        text=text,
+        sign_in_url=sign_in_url,
     )
 
 
 def _join_page(
+    request: Request,
     workspace_name: str,
     email: str,
     min_length: int,
+    code: int = status.HTTP_200_OK,
     *,
     values: dict[str, str] | None = None,
     problems: list[str] | None = None,
-) -> str:
-    values = values or {}
-    name = escape(workspace_name)
-    listed = "".join(f"<li>{escape(problem)}</li>" for problem in problems or [])
-    errors = f'<ul role="alert" style="color:#b00020">{listed}</ul>\n' if listed else ""
-    content = (
-        f'<h1 style="font-size:22px">Join {name}</h1>\n'
-        f"<p>You were invited as <strong>{escape(email)}</strong>.</p>\n"
-        f"{errors}"
-        '<form id="join" method="post">\n'
-        + _field("Your name", "name", values.get("name", ""), extra='autocomplete="name"')
-        + _field(
-            "Username",
-            "username",
-            values.get("username", ""),
-            extra='autocomplete="username" autocapitalize="none"',
-        )
-        + _field(
-            f"Password (at least {min_length} characters)",
-            "password",
-            "",
-            "password",
-            f'autocomplete="new-password" minlength="{min_length}"',
-        )
-        + '<button type="submit" style="padding:8px 16px">Create my account</button>\n</form>'
+) -> HTMLResponse:
+    return render(
+        request,
+        "join.html",
+        workspace_name,
+        code,
+        SECRET_ADDRESS,
+        email=email,
+        min_length=min_length,
+        values=values or {"name": "", "username": ""},
+        problems=problems or [],
     )
-    return _shell(workspace_name, f"Join {workspace_name}", content)
-
-
-def _html(page: str, code: int = status.HTTP_200_OK, **headers: str) -> HTMLResponse:
-    return HTMLResponse(page, status_code=code, headers={**_JOIN_HEADERS, **headers})
 
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _refusal(error: JoinRefused | JoinThrottled, *, html: bool, workspace_name: str) -> Response:
+def _refusal(
+    request: Request, error: JoinRefused | JoinThrottled, *, html: bool, workspace_name: str
+) -> Response:
     if isinstance(error, JoinThrottled):
         code, title = status.HTTP_429_TOO_MANY_REQUESTS, "Too many invalid invitation links"
         text = f"Too many invalid links from your network; try again in {error.retry_after}s."
@@ -223,7 +135,7 @@ def _refusal(error: JoinRefused | JoinThrottled, *, html: bool, workspace_name: 
         code, title, text = _REFUSALS[error.problem]
         headers = {}
     if html:
-        return _html(_message_page(workspace_name, title, text), code, **headers)
+        return _message_page(request, workspace_name, title, text, code, headers=headers)
     return JSONResponse(
         {"detail": f"{title}. {text}"},
         status_code=code,
@@ -244,9 +156,9 @@ async def join_page(token: str, request: Request) -> Response:
             now=datetime.now(UTC),
         )
     except (JoinRefused, JoinThrottled) as error:
-        return _refusal(error, html=True, workspace_name=settings.workspace_name)
+        return _refusal(request, error, html=True, workspace_name=settings.workspace_name)
     assert grant.email is not None
-    return _html(_join_page(settings.workspace_name, grant.email, settings.password_min_length))
+    return _join_page(request, settings.workspace_name, grant.email, settings.password_min_length)
 
 
 @router.post(
@@ -282,7 +194,7 @@ async def join(token: str, request: Request) -> Response:
             now=datetime.now(UTC),
         )
     except (JoinRefused, JoinThrottled) as error:
-        return _refusal(error, html=as_form, workspace_name=settings.workspace_name)
+        return _refusal(request, error, html=as_form, workspace_name=settings.workspace_name)
     except (InvalidFields, DuplicateField) as error:
         if not as_form:
             raise  # the API's handlers answer 422 / 409 naming the fields
@@ -293,13 +205,14 @@ async def join(token: str, request: Request) -> Response:
             status_code=status.HTTP_201_CREATED,
             headers={"Cache-Control": "no-store"},
         )
-    page = _message_page(
+    return _message_page(
+        request,
         settings.workspace_name,
         "Your account is ready",
-        f"Your account is ready: log in as {user.username} with the password you chose.",
-        login_url=context.policy.login_url,
+        f"Your account is ready: sign in as {user.username} with the password you chose.",
+        status.HTTP_201_CREATED,
+        sign_in_url=context.policy.login_url,
     )
-    return _html(page, status.HTTP_201_CREATED)
 
 
 async def _form_of(request: Request) -> JoinForm:
@@ -354,14 +267,15 @@ async def _form_again(
             now=datetime.now(UTC),
         )
     except (JoinRefused, JoinThrottled) as refused:
-        return _refusal(refused, html=True, workspace_name=settings.workspace_name)
+        return _refusal(request, refused, html=True, workspace_name=settings.workspace_name)
     assert grant.email is not None
     values = {"name": form.name, "username": form.username}
-    page = _join_page(
+    return _join_page(
+        request,
         settings.workspace_name,
         grant.email,
         settings.password_min_length,
+        code,
         values=values,
         problems=problems,
     )
-    return _html(page, code)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
+from onboarding_shared.auth import BrowserSession
 from users.domain.model import User
 
 
@@ -24,6 +26,12 @@ class IssuedToken:
 
 class TokenIssuer(Protocol):
     def issue(self, user: User) -> IssuedToken: ...
+
+    def issue_session(
+        self, user: User, session: BrowserSession, *, expires_at: datetime
+    ) -> IssuedToken:
+        """The token a browser keeps in its session cookie: the access token's claims, plus
+        the session's start and CSRF token."""
 
 
 @dataclass(frozen=True)

@@ -344,6 +344,20 @@ async def log_in(
     now: datetime,
 ) -> LoggedIn:
     """A token and UserLoggedIn, or LoginRefused / LoginThrottled / AccountDeactivated."""
+    user = await authenticate(uow, attempt, hasher=hasher, throttling=throttling, now=now)
+    return LoggedIn(user, tokens.issue(user))
+
+
+async def authenticate(
+    uow: UsersUnitOfWork,
+    attempt: LoginAttempt,
+    *,
+    hasher: PasswordHasher,
+    throttling: ThrottlePolicy,
+    now: datetime,
+) -> User:
+    """The account, with UserLoggedIn committed, whatever kind of login follows (a token for
+    the API or a browser session); LoginRefused / LoginThrottled / AccountDeactivated."""
     login_key = attempt.login.strip().lower()
     async with uow:
         user = await uow.users.find_by_login(login_key) if login_key else None
@@ -368,7 +382,7 @@ async def log_in(
             )
         )
         await uow.commit()
-    return LoggedIn(user, tokens.issue(user))
+    return user
 
 
 def _throttle_keys(

@@ -1,0 +1,1 @@
+"""Developer tools: `make run`, the mail catcher, the gateway, the benchmarks."""

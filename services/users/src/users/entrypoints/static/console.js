@@ -1,0 +1,733 @@
+// The admin console. It holds no authority of its own: every action is a call to the users or
+// invitations API, authenticated by the HttpOnly session cookie plus the page's CSRF token.
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
+
+const CSRF_TOKEN = $('meta[name="csrf-token"]').content;
+const IDLE_SECONDS = Number($('meta[name="session-idle-seconds"]').content);
+const PAGE_SIZE = 25;
+const REFRESH_EVERY_MS = 3000;
+const RENEW_AFTER_MS = 60_000;
+
+const STATUS_WORDS = { pending: "Pending", active: "Active", deactivated: "Deactivated" };
+const INVITATION_WORDS = {
+  pending: "Pending",
+  sent: "Sent",
+  failed: "Failed",
+  accepted: "Accepted",
+  revoked: "Revoked",
+  expired: "Expired",
+};
+const OUTCOME_WORDS = {
+  queued: "Invitation queued",
+  invalid: "Invalid",
+  already_member: "Already a member",
+  already_invited: "Already invited",
+  duplicate_in_request: "Duplicate in this list",
+};
+
+// ---------------------------------------------------------------- the API
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(typeof detail === "string" ? detail : `request failed (${status})`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = CSRF_TOKEN;
+  let payload;
+  if (body instanceof FormData) payload = body;
+  else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+  } catch {
+    throw new ApiError(0, "The server cannot be reached. Check your connection and try again.");
+  }
+  if (response.status === 401) {
+    sessionEnded();
+    throw new ApiError(401, "Your session has ended.");
+  }
+  if (response.status === 204) return null;
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, answer.detail ?? null);
+  return answer;
+}
+
+function sessionEnded() {
+  location.assign("/?session=ended");
+}
+
+// ---------------------------------------------------------------- idle expiry
+
+// Renew the session on what a person does, never on background refreshes, so an unattended
+// console signs itself out after the idle time.
+let lastRenewal = Date.now();
+let lastActivity = Date.now();
+
+function onActivity() {
+  lastActivity = Date.now();
+  if (lastActivity - lastRenewal < RENEW_AFTER_MS) return;
+  lastRenewal = lastActivity;
+  api("POST", "/api/v1/auth/session").catch(() => {});
+}
+
+for (const kind of ["pointerdown", "keydown"]) {
+  document.addEventListener(kind, onActivity, { passive: true, capture: true });
+}
+setInterval(() => {
+  if (Date.now() - lastActivity > IDLE_SECONDS * 1000) sessionEnded();
+}, 15_000);
+
+// ---------------------------------------------------------------- small helpers
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  dateStyle: "medium",
+  timeStyle: "short",
+});
+const formatDate = (value) => (value ? dateFormat.format(new Date(value)) : "—");
+const formatDateTime = (value) => (value ? dateTimeFormat.format(new Date(value)) : "—");
+
+function badge(kind, word) {
+  return element("span", { class: `badge badge-${kind}` }, word);
+}
+
+let toastTimer;
+function toast(text, { error = false } = {}) {
+  const box = $("#toast");
+  box.textContent = text;
+  box.classList.toggle("toast-error", error);
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (box.hidden = true), 6000);
+}
+
+function describe(error) {
+  if (Array.isArray(error.detail)) return error.detail.map((item) => item.msg).join("; ");
+  return error.message;
+}
+
+// The API names the field of each problem in `loc` (["body", "email"]): show each beside it.
+function showFieldErrors(form, prefix, error, generalBox) {
+  clearFieldErrors(form, generalBox);
+  const unplaced = [];
+  const problems = Array.isArray(error.detail) ? error.detail : [{ msg: describe(error) }];
+  let first;
+  for (const problem of problems) {
+    const field = Array.isArray(problem.loc) ? problem.loc[problem.loc.length - 1] : null;
+    const box = field ? $(`#${prefix}-${field}-error`, form) : null;
+    if (!box) {
+      unplaced.push(problem.msg);
+      continue;
+    }
+    box.textContent = problem.msg.replace(/^Value error, /, "");
+    const input = form.elements[field];
+    if (input && input.setAttribute) {
+      input.setAttribute("aria-invalid", "true");
+      first ??= input;
+    }
+  }
+  if (unplaced.length) {
+    generalBox.textContent = unplaced.join("; ");
+    generalBox.hidden = false;
+  }
+  (first ?? generalBox).focus?.();
+}
+
+function clearFieldErrors(form, generalBox) {
+  for (const box of $$(".field-error", form)) box.textContent = "";
+  for (const input of $$("[aria-invalid]", form)) input.removeAttribute("aria-invalid");
+  if (generalBox) {
+    generalBox.hidden = true;
+    generalBox.textContent = "";
+  }
+}
+
+function confirmAction(title, text, action) {
+  const dialog = $("#confirm");
+  $("#confirm-title").textContent = title;
+  $("#confirm-text").textContent = text;
+  $("#confirm-ok").textContent = action;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), {
+      once: true,
+    });
+    dialog.returnValue = "cancel";
+    dialog.showModal();
+  });
+}
+
+function debounce(action, ms = 250) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => action(...args), ms);
+  };
+}
+
+// ---------------------------------------------------------------- lists that keep themselves current
+
+class LiveList {
+  constructor({ view, table, count, load, row, empty, noun }) {
+    Object.assign(this, { view, table, count, load, row, empty, noun });
+    this.offset = 0;
+    this.filters = {};
+    this.shown = "";
+    for (const button of $$("[data-page]", view)) {
+      button.addEventListener("click", () => {
+        const step = button.dataset.page === "next" ? PAGE_SIZE : -PAGE_SIZE;
+        this.offset = Math.max(0, this.offset + step);
+        this.refresh();
+      });
+    }
+  }
+
+  setFilter(name, value) {
+    this.filters[name] = value;
+    this.offset = 0;
+    this.refresh();
+  }
+
+  async refresh() {
+    const query = new URLSearchParams({ limit: PAGE_SIZE, offset: this.offset });
+    for (const [name, value] of Object.entries(this.filters)) if (value) query.set(name, value);
+    let page;
+    try {
+      page = await this.load(query);
+    } catch (error) {
+      if (error.status !== 401) this.count.textContent = describe(error);
+      return;
+    }
+    const fingerprint = JSON.stringify(page);
+    if (fingerprint === this.shown) return; // nothing new: keep focus and selection where they are
+    this.shown = fingerprint;
+    this.render(page);
+  }
+
+  render(page) {
+    const body = $("tbody", this.table);
+    body.replaceChildren(...page.items.map((item) => this.row(item)));
+    if (!page.items.length) {
+      const columns = $$("thead th", this.table).length;
+      body.append(element("tr", {}, element("td", { colspan: columns, class: "empty" }, this.empty)));
+    }
+    const first = page.total ? page.offset + 1 : 0;
+    const last = page.offset + page.items.length;
+    this.count.textContent = `${first}–${last} of ${page.total} ${this.noun}`;
+    $('[data-page="previous"]', this.view).disabled = page.offset === 0;
+    $('[data-page="next"]', this.view).disabled = last >= page.total;
+  }
+}
+
+const users = new LiveList({
+  view: $("#users-view"),
+  table: $("#users-table"),
+  count: $("#users-count"),
+  noun: "users",
+  empty: "No users match.",
+  load: (query) => api("GET", `/api/v1/users?${query}`),
+  row: (user) =>
+    element(
+      "tr",
+      { dataset: { userId: user.id }, onclick: () => openUserInfo(user.id) },
+      element(
+        "td",
+        { class: "name-cell" },
+        element("img", { class: "avatar", src: user.avatar_url, alt: "", width: 28, height: 28 }),
+        element(
+          "button",
+          {
+            type: "button",
+            class: "link-button",
+            onclick: (event) => {
+              event.stopPropagation();
+              openUserInfo(user.id, event.currentTarget);
+            },
+          },
+          user.name,
+        ),
+      ),
+      element("td", {}, user.username),
+      element("td", { class: "wide-only" }, user.email),
+      element("td", { class: "wide-only" }, user.roles.join(", ")),
+      element("td", {}, badge(user.status, STATUS_WORDS[user.status] ?? user.status)),
+      element("td", { class: "wide-only" }, formatDate(user.created_at)),
+    ),
+});
+
+const invitations = new LiveList({
+  view: $("#invitations-view"),
+  table: $("#invitations-table"),
+  count: $("#invitations-count"),
+  noun: "invitations",
+  empty: "No invitations match.",
+  load: (query) => api("GET", `/api/v1/invitations?${query}`),
+  row: (invitation) => {
+    const status = element(
+      "td",
+      {},
+      badge(invitation.status, INVITATION_WORDS[invitation.status] ?? invitation.status),
+    );
+    if (invitation.status === "failed" && invitation.last_error) {
+      status.append(element("span", { class: "reason" }, invitation.last_error));
+    }
+    const open = ["pending", "sent", "failed", "expired"].includes(invitation.status);
+    const actions = element("td", { class: "row-actions" });
+    if (open) {
+      actions.append(
+        element(
+          "button",
+          {
+            type: "button",
+            class: "secondary small",
+            "aria-label": `Resend invitation to ${invitation.email}`,
+            onclick: () => resendInvitation(invitation),
+          },
+          "Resend",
+        ),
+        element(
+          "button",
+          {
+            type: "button",
+            class: "danger small",
+            "aria-label": `Revoke invitation to ${invitation.email}`,
+            onclick: () => revokeInvitation(invitation),
+          },
+          "Revoke",
+        ),
+      );
+    }
+    return element(
+      "tr",
+      { dataset: { invitationId: invitation.id } },
+      element("td", {}, invitation.email),
+      status,
+      element("td", { class: "wide-only" }, formatDateTime(invitation.expires_at)),
+      element("td", { class: "wide-only" }, String(invitation.sends)),
+      element("td", { class: "wide-only" }, invitation.inviter_name ?? "—"),
+      actions,
+    );
+  },
+});
+
+async function resendInvitation(invitation) {
+  const sure = await confirmAction(
+    "Resend invitation?",
+    `${invitation.email} gets the invitation email again.`,
+    "Resend",
+  );
+  if (!sure) return;
+  try {
+    const answer = await api("POST", `/api/v1/invitations/${invitation.id}/resend`);
+    toast(answer.warning ?? `Invitation to ${invitation.email} is being sent again.`);
+  } catch (error) {
+    toast(describe(error), { error: true });
+  }
+  invitations.refresh();
+}
+
+async function revokeInvitation(invitation) {
+  const sure = await confirmAction(
+    "Revoke invitation?",
+    `The link sent to ${invitation.email} stops working at once.`,
+    "Revoke",
+  );
+  if (!sure) return;
+  try {
+    await api("DELETE", `/api/v1/invitations/${invitation.id}`);
+    toast(`Invitation to ${invitation.email} revoked.`);
+  } catch (error) {
+    toast(describe(error), { error: true });
+  }
+  invitations.refresh();
+}
+
+// ---------------------------------------------------------------- views
+
+const views = { users, invitations };
+let currentView = "users";
+
+function showView() {
+  currentView = location.hash === "#invitations" ? "invitations" : "users";
+  for (const section of $$("[data-view]")) section.hidden = section.dataset.view !== currentView;
+  for (const link of $$("[data-view-link]")) {
+    if (link.dataset.viewLink === currentView) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = `${currentView === "users" ? "Users" : "Invitations"} - ${document.title.split(" - ").pop()}`;
+  views[currentView].refresh();
+}
+
+window.addEventListener("hashchange", showView);
+setInterval(() => {
+  if (document.visibilityState === "visible") views[currentView].refresh();
+}, REFRESH_EVERY_MS);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") views[currentView].refresh();
+});
+
+$("#user-search").addEventListener(
+  "input",
+  debounce((event) => users.setFilter("search", event.target.value.trim())),
+);
+$("#status-filter").addEventListener("change", (event) => users.setFilter("status", event.target.value));
+$("#invitation-search").addEventListener(
+  "input",
+  debounce((event) => invitations.setFilter("q", event.target.value.trim())),
+);
+$("#invitation-status").addEventListener("change", (event) =>
+  invitations.setFilter("status", event.target.value),
+);
+
+// ---------------------------------------------------------------- the contextual panel
+
+const panel = $("#panel");
+let panelOpener = null;
+
+function openPanel(kind, title, opener) {
+  panelOpener = opener ?? document.activeElement;
+  $("#panel-title").textContent = title;
+  for (const section of $$("[data-panel]", panel)) section.hidden = section.dataset.panel !== kind;
+  panel.hidden = false;
+  document.body.classList.add("panel-open");
+  const first = $(`[data-panel="${kind}"] :is(input, textarea, select, button):not([type=hidden])`, panel);
+  (first ?? $("#panel-close")).focus();
+}
+
+function closePanel() {
+  panel.hidden = true;
+  document.body.classList.remove("panel-open");
+  panel.dataset.userId = "";
+  if (panelOpener && document.contains(panelOpener)) panelOpener.focus();
+}
+
+$("#panel-close").addEventListener("click", closePanel);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && !panel.hidden && !$("#confirm").open) closePanel();
+});
+
+// ---------------------------------------------------------------- Invite
+
+const inviteForm = $("#invite-form");
+
+async function openInvite(event) {
+  inviteForm.hidden = false;
+  $("#invite-results").hidden = true;
+  clearFieldErrors(inviteForm, $("#invite-error"));
+  openPanel("invite", "Invite Members", event?.currentTarget);
+  await showSmtpWarning();
+}
+
+async function showSmtpWarning() {
+  const box = $("#smtp-warning");
+  try {
+    const status = await api("GET", "/api/v1/invitations/mail-status");
+    box.textContent = status.warning ?? "";
+    box.hidden = !status.warning;
+  } catch (error) {
+    box.textContent = `Whether email can go out is unknown: ${describe(error)}`;
+    box.hidden = false;
+  }
+}
+
+$("#invite-button").addEventListener("click", openInvite);
+$("[data-open-invite]").addEventListener("click", openInvite);
+$("#invite-more").addEventListener("click", () => {
+  inviteForm.reset();
+  openInvite();
+});
+
+inviteForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const general = $("#invite-error");
+  clearFieldErrors(inviteForm, general);
+  const emails = inviteForm.elements.emails.value;
+  if (!emails.trim()) {
+    showFieldErrors(inviteForm, "invite", { detail: [{ loc: ["emails"], msg: "Enter at least one email address." }] }, general);
+    return;
+  }
+  const button = $("button[type=submit]", inviteForm);
+  button.disabled = true;
+  try {
+    const answer = await api("POST", "/api/v1/invitations", {
+      emails,
+      message: inviteForm.elements.message.value || null,
+      expires_in_hours: Number(inviteForm.elements.expires_in_hours.value),
+    });
+    showInviteResults(answer);
+    invitations.refresh();
+  } catch (error) {
+    showFieldErrors(inviteForm, "invite", error, general);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+function showInviteResults(answer) {
+  const queued = answer.queued;
+  const others = answer.results.length - queued;
+  let text =
+    queued > 0
+      ? `Sending invitations: ${queued} ${queued === 1 ? "invitation is" : "invitations are"} being sent.`
+      : "No invitation was sent.";
+  if (others > 0) text += ` ${others} ${others === 1 ? "address was" : "addresses were"} not invited.`;
+  $("#invite-confirmation").textContent = text;
+  const list = $("#invite-results .outcomes");
+  list.replaceChildren(
+    ...answer.results.map((result) =>
+      element(
+        "li",
+        { class: `outcome outcome-${result.outcome}` },
+        element("span", { class: "outcome-address" }, result.input),
+        element(
+          "span",
+          { class: "outcome-word" },
+          OUTCOME_WORDS[result.outcome] ?? result.outcome,
+          result.reason && result.outcome === "invalid" ? `: ${result.reason}` : "",
+        ),
+      ),
+    ),
+  );
+  const warning = $("#smtp-warning");
+  if (answer.warning) {
+    warning.textContent = answer.warning;
+    warning.hidden = false;
+  }
+  inviteForm.hidden = true;
+  $("#invite-results").hidden = false;
+  $("#invite-confirmation").focus?.();
+  toast(text);
+}
+
+// ---------------------------------------------------------------- New user
+
+const newUserForm = $("#new-user-form");
+
+function syncPasswordMode() {
+  const typed = newUserForm.elements.password_mode.value === "typed";
+  $('[data-when-password="typed"]', newUserForm).hidden = !typed;
+  newUserForm.elements.password.required = typed;
+  if (!typed) newUserForm.elements.send_welcome_email.checked = true;
+}
+
+newUserForm.addEventListener("change", (event) => {
+  if (event.target.name === "password_mode") syncPasswordMode();
+});
+
+$("#new-user-button").addEventListener("click", (event) => {
+  newUserForm.reset();
+  clearFieldErrors(newUserForm, $("#new-user-error"));
+  syncPasswordMode();
+  openPanel("new-user", "New user", event.currentTarget);
+});
+
+const optional = (value) => (value.trim() ? value.trim() : null);
+const checkedRoles = (form) => $$('input[name="roles"]:checked', form).map((box) => box.value);
+
+newUserForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const general = $("#new-user-error");
+  clearFieldErrors(newUserForm, general);
+  const fields = newUserForm.elements;
+  const byLink = fields.password_mode.value === "link";
+  const body = {
+    name: fields.name.value,
+    username: fields.username.value,
+    email: fields.email.value,
+    verified: fields.verified.checked,
+    password: byLink ? null : fields.password.value,
+    set_random_password: byLink,
+    require_password_change: fields.require_password_change.checked,
+    roles: checkedRoles(newUserForm),
+    send_welcome_email: fields.send_welcome_email.checked || byLink,
+    status_text: optional(fields.status_text.value),
+    bio: optional(fields.bio.value),
+    nickname: optional(fields.nickname.value),
+  };
+  const button = $("button[type=submit]", newUserForm);
+  button.disabled = true;
+  try {
+    const user = await api("POST", "/api/v1/users", body);
+    let text = `${user.name} was added as Pending until their first login.`;
+    if (user.welcome_email?.note) text += ` ${user.welcome_email.note}`;
+    toast(text);
+    closePanel();
+    users.refresh();
+  } catch (error) {
+    showFieldErrors(newUserForm, "new", error, general);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// ---------------------------------------------------------------- User Info
+
+const editForm = $("#edit-user-form");
+const avatarForm = $("#avatar-form");
+let shownUser = null;
+
+async function openUserInfo(userId, opener) {
+  let user;
+  try {
+    user = await api("GET", `/api/v1/users/${userId}`);
+  } catch (error) {
+    toast(describe(error), { error: true });
+    return;
+  }
+  clearFieldErrors(editForm, $("#edit-user-error"));
+  clearFieldErrors(avatarForm);
+  avatarForm.reset();
+  $("#avatar-preview").hidden = true;
+  fillUserInfo(user);
+  openPanel("user-info", "User Info", opener ?? $(`tr[data-user-id="${userId}"] button`));
+}
+
+function fillUserInfo(user) {
+  shownUser = user;
+  panel.dataset.userId = user.id;
+  $("#info-avatar").src = user.avatar_url;
+  $("#info-avatar").alt = `Profile picture of ${user.name}`;
+  $("#info-name").textContent = user.name;
+  $("#info-username").textContent = `@${user.username}`;
+  $("#info-status").replaceChildren(badge(user.status, STATUS_WORDS[user.status] ?? user.status));
+  $("#info-email").textContent = user.email + (user.verified ? " (verified)" : "");
+  $("#info-roles").textContent = user.roles.join(", ");
+  $("#info-created").textContent = formatDateTime(user.created_at);
+  $("#info-first-login").textContent = user.first_login_at ? formatDateTime(user.first_login_at) : "Not yet";
+  const fields = editForm.elements;
+  for (const name of ["name", "username", "email", "status_text", "bio", "nickname"]) {
+    fields[name].value = user[name] ?? "";
+  }
+  fields.verified.checked = user.verified;
+  fields.require_password_change.checked = user.require_password_change;
+  for (const box of $$('input[name="roles"]', editForm)) box.checked = user.roles.includes(box.value);
+  const deactivated = user.status === "deactivated";
+  $("#deactivate-button").textContent = deactivated ? "Reactivate" : "Deactivate";
+  $("#deactivate-button").className = `${deactivated ? "secondary" : "danger"} wide`;
+}
+
+editForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const general = $("#edit-user-error");
+  clearFieldErrors(editForm, general);
+  const fields = editForm.elements;
+  const body = {
+    name: fields.name.value,
+    username: fields.username.value,
+    email: fields.email.value,
+    verified: fields.verified.checked,
+    require_password_change: fields.require_password_change.checked,
+    roles: checkedRoles(editForm),
+    status_text: optional(fields.status_text.value),
+    bio: optional(fields.bio.value),
+    nickname: optional(fields.nickname.value),
+  };
+  try {
+    const user = await api("PATCH", `/api/v1/users/${shownUser.id}`, body);
+    fillUserInfo(user);
+    toast(`Changes to ${user.name} saved.`);
+    users.refresh();
+  } catch (error) {
+    showFieldErrors(editForm, "edit", error, general);
+  }
+});
+
+$("#avatar-file").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  const preview = $("#avatar-preview");
+  clearFieldErrors(avatarForm);
+  if (!file) {
+    preview.hidden = true;
+    return;
+  }
+  if (!event.target.accept.split(",").includes(file.type)) {
+    $("#avatar-error").textContent = "Choose a PNG, JPEG, GIF or WebP image.";
+    preview.hidden = true;
+    return;
+  }
+  if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
+  preview.src = URL.createObjectURL(file);
+  preview.hidden = false;
+});
+
+avatarForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearFieldErrors(avatarForm);
+  const file = $("#avatar-file").files[0];
+  if (!file) {
+    $("#avatar-error").textContent = "Choose a picture first.";
+    return;
+  }
+  const data = new FormData();
+  data.append("image", file);
+  try {
+    const answer = await api("PUT", `/api/v1/users/${shownUser.id}/avatar`, data);
+    $("#info-avatar").src = answer.avatar_url;
+    $("#avatar-preview").hidden = true;
+    avatarForm.reset();
+    toast("Profile picture updated.");
+    users.refresh();
+  } catch (error) {
+    $("#avatar-error").textContent = describe(error);
+    $("#avatar-file").setAttribute("aria-invalid", "true");
+  }
+});
+
+$("#avatar-reset").addEventListener("click", async () => {
+  try {
+    await api("DELETE", `/api/v1/users/${shownUser.id}/avatar`);
+    $("#info-avatar").src = `/api/v1/users/${shownUser.id}/avatar?reset=${Date.now()}`;
+    toast("Profile picture reset.");
+    users.refresh();
+  } catch (error) {
+    $("#avatar-error").textContent = describe(error);
+  }
+});
+
+$("#deactivate-button").addEventListener("click", async () => {
+  const deactivate = shownUser.status !== "deactivated";
+  const sure = await confirmAction(
+    deactivate ? `Deactivate ${shownUser.name}?` : `Reactivate ${shownUser.name}?`,
+    deactivate
+      ? `${shownUser.username} will no longer be able to sign in.`
+      : `${shownUser.username} will be able to sign in again.`,
+    deactivate ? "Deactivate" : "Reactivate",
+  );
+  if (!sure) return;
+  const general = $("#edit-user-error");
+  clearFieldErrors(editForm, general);
+  try {
+    const user = await api("PATCH", `/api/v1/users/${shownUser.id}`, { deactivated: deactivate });
+    fillUserInfo(user);
+    toast(deactivate ? `${user.name} is deactivated.` : `${user.name} is active again.`);
+    users.refresh();
+  } catch (error) {
+    general.textContent = describe(error);
+    general.hidden = false;
+  }
+});
+
+// ---------------------------------------------------------------- start
+
+showView();
