@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 import uvicorn
@@ -84,9 +85,18 @@ def _forwarded_headers(request: Request) -> list[tuple[str, str]]:
     return headers
 
 
-def create_gateway(upstreams: Mapping[str, str]) -> Starlette:
+def create_gateway(
+    upstreams: Mapping[str, str], transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
     """``upstreams`` maps a service name to its base URL (``http://127.0.0.1:8011``)."""
-    client = httpx.AsyncClient(timeout=httpx.Timeout(60.0), follow_redirects=False)
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(60.0),
+        follow_redirects=False,
+        transport=transport,
+        # A proxy keeps no cookies: one person's session cookie must never reach another's
+        # request. The browser's own Cookie header passes through untouched.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+    )
 
     async def forward(request: Request) -> Response:
         route = route_for(request.url.path)

@@ -54,7 +54,7 @@ async def test_an_invitation_link_becomes_an_active_account(system: RunningSyste
 
         joined = await users.post(f"/join/{tokens['ada@example.com']}", data=ADA)
         assert joined.status_code == 201, joined.text
-        assert "Your account is ready: log in" in joined.text
+        assert "Your account is ready: sign in" in joined.text
 
         again = await users.post(f"/join/{tokens['ada@example.com']}", data=ADA)
         assert again.status_code == 410 and "already been used" in again.text

@@ -154,7 +154,7 @@ async def test_joining_with_the_form_answers_a_page(joining: Joining, probe: Eve
     response = await joining.join_form(token, name="Grace Hopper", username="grace")
     assert response.status_code == 201, response.text
     assert response.headers["content-type"].startswith("text/html")
-    assert "Your account is ready: log in" in response.text
+    assert "Your account is ready: sign in" in response.text
     assert 'href="http://chat.acme.example/"' in response.text
     created = await eventually(
         lambda: [e for e in probe.events("user.created.v1") if e["data"]["username"] == "grace"]

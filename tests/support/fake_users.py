@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from onboarding_shared.auth import Principal
+from onboarding_shared.auth import BrowserSession, Principal
 from tests.support.fakes import FakeMessagingUnitOfWork
 from users.domain.avatars import Avatar
 from users.domain.invitations import InvitationGrant
@@ -147,9 +149,27 @@ class FakeHasher:
         return password_hash == f"hashed:{password}"
 
 
+@dataclass(frozen=True)
+class IssuedSession:
+    user_id: uuid.UUID
+    roles: tuple[str, ...]
+    session: BrowserSession
+    expires_at: datetime
+
+
 class FakeTokens:
+    def __init__(self) -> None:
+        self.sessions: list[IssuedSession] = []
+
     def issue(self, user: User) -> IssuedToken:
         return IssuedToken(access_token=f"token-for-{user.id}", expires_in=3600)
+
+    def issue_session(
+        self, user: User, session: BrowserSession, *, expires_at: datetime
+    ) -> IssuedToken:
+        """Records what it was asked for; the token names its user and session."""
+        self.sessions.append(IssuedSession(user.id, tuple(user.roles), session, expires_at))
+        return IssuedToken(access_token=f"session-{len(self.sessions)}-for-{user.id}", expires_in=0)
 
 
 class FakeImages:

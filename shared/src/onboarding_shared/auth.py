@@ -153,7 +153,7 @@ def _session_of(claims: dict[str, Any]) -> BrowserSession | None:
     csrf, auth_time = claims.get("csrf"), claims.get("auth_time")
     if csrf is None:
         return None
-    if not isinstance(csrf, str) or len(csrf) < 16 or not isinstance(auth_time, int):
+    if not isinstance(csrf, str) or len(csrf) < 16 or type(auth_time) is not int:
         raise InvalidToken("malformed session claims")
     return BrowserSession(started_at=datetime.fromtimestamp(auth_time, UTC), csrf=csrf)
 

@@ -218,8 +218,17 @@ def _from_our_origin(request: Request, context: UsersContext) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    public = urlsplit(context.settings.public_url)
-    return origin == f"{public.scheme}://{public.netloc}"
+    return _origin_of(origin) == _origin_of(context.settings.public_url)
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port as browsers compare them: case-blind, default ports implied."""
+    parts = urlsplit(url.strip().lower())
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = None
+    return parts.scheme, parts.hostname or "", port
 
 
 def _remember_session(response: Response, context: UsersContext, signed_in: SignedIn) -> None:

@@ -34,6 +34,7 @@ async def set_password_page(request: Request) -> HTMLResponse:
         request,
         "set_password.html",
         settings.workspace_name,
+        headers=SECRET_ADDRESS,
         min_length=settings.password_min_length,
     )
 

@@ -253,8 +253,11 @@ const users = new LiveList({
       { dataset: { userId: user.id }, onclick: () => openUserInfo(user.id) },
       element(
         "td",
-        { class: "name-cell" },
-        element("img", { class: "avatar", src: user.avatar_url, alt: "", width: 28, height: 28 }),
+        {},
+        element(
+          "span",
+          { class: "name-cell" },
+          element("img", { class: "avatar", src: user.avatar_url, alt: "", width: 28, height: 28 }),
         element(
           "button",
           {
@@ -265,7 +268,8 @@ const users = new LiveList({
               openUserInfo(user.id, event.currentTarget);
             },
           },
-          user.name,
+            user.name,
+          ),
         ),
       ),
       element("td", {}, user.username),
@@ -381,7 +385,10 @@ function showView() {
 
 window.addEventListener("hashchange", showView);
 setInterval(() => {
-  if (document.visibilityState === "visible") views[currentView].refresh();
+  if (document.visibilityState !== "visible") return;
+  views[currentView].refresh();
+  // Whether mail can go out changes with the mailer's heartbeat: keep the warning current.
+  if (!panel.hidden && !$('[data-panel="invite"]').hidden) showSmtpWarning();
 }, REFRESH_EVERY_MS);
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") views[currentView].refresh();

@@ -1,0 +1,328 @@
+"""The seed's journeys in a real browser: an admin invites and creates people, edits them in User
+Info; invited people join by email and sign in; members get no console."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import Browser, Locator, Page, expect
+
+from tests.browser.conftest import PHONE, new_page, screenshot, sign_in
+from tests.support.images import real_image
+from tests.support.public_system import ADMIN, PublicSystem
+
+pytestmark = pytest.mark.browser
+
+LIVE = 20_000  # ms: the console refreshes every 3 s; activation goes through the broker
+
+
+def user_row(page: Page, username: str) -> Locator:
+    return page.locator("#users-table tbody tr").filter(
+        has=page.get_by_role("cell", name=username, exact=True)
+    )
+
+
+async def add_user(
+    admin: Page, name: str, username: str, email: str, password: str = "Member-password-1"
+) -> None:
+    await admin.get_by_role("button", name="New user").click()
+    form = admin.locator("#new-user-form")
+    await form.get_by_label("Name", exact=True).fill(name)
+    await form.get_by_label("Username", exact=True).fill(username)
+    await form.get_by_label("Email", exact=True).fill(email)
+    await form.get_by_label("Password", exact=True).fill(password)
+    await form.get_by_role("button", name="Add user").click()
+    await expect(user_row(admin, username)).to_contain_text("Pending")
+
+
+async def test_an_admin_invites_and_the_invited_person_joins_and_signs_in(
+    browser: Browser, system: PublicSystem
+) -> None:
+    admin = await new_page(browser, system)
+    await sign_in(admin)
+    await expect(admin.get_by_role("heading", name="Users")).to_be_visible()
+    await screenshot(admin, "users")
+
+    await admin.get_by_role("button", name="Invite").click()
+    panel = admin.get_by_role("complementary", name="Invite Members")
+    await expect(panel).to_be_visible()
+    await panel.get_by_label("Send invitation email").fill(
+        "Grace Hopper <grace@example.com>\nlinus@example.com\nnot-an-address"
+    )
+    await panel.get_by_label("Message (optional)").fill("Welcome aboard!")
+    await screenshot(admin, "invite")
+    await panel.get_by_role("button", name="Send").click()
+
+    await expect(panel.get_by_role("status")).to_contain_text("2 invitations are being sent")
+    outcomes = panel.get_by_role("list", name="Outcome per address").get_by_role("listitem")
+    await expect(outcomes).to_have_count(3)
+    await expect(outcomes.nth(0)).to_contain_text("Invitation queued")
+    await expect(outcomes.nth(1)).to_contain_text("linus@example.com")
+    await expect(outcomes.nth(2)).to_contain_text(re.compile(r"Invalid: .+"))
+    await screenshot(admin, "invite-results")
+
+    join_url = await system.join_link_for("grace@example.com")
+    grace = await new_page(browser, system)
+    await grace.goto(join_url)
+    await expect(grace.get_by_role("heading", name="Join Acme Chat")).to_be_visible()
+    await grace.get_by_label("Your name").fill("Grace Hopper")
+    await grace.get_by_label("Username").fill("grace")
+    await grace.get_by_label(re.compile("^Password")).fill("Grace-password-1")
+    await screenshot(grace, "join")
+    await grace.get_by_role("button", name="Create my account").click()
+    await expect(grace.get_by_role("heading", name="Your account is ready")).to_be_visible()
+
+    await grace.get_by_role("link", name="Sign in").click()
+    await sign_in(grace, "grace", "Grace-password-1")
+    await expect(grace.get_by_role("heading", name="You are in, Grace Hopper")).to_be_visible()
+    chat = grace.get_by_role("link", name="Open Acme Chat")
+    await expect(chat).to_have_attribute("href", "https://chat.acme.test/home")
+    await screenshot(grace, "member")
+
+    # The admin's page was never reloaded: the list keeps itself current.
+    await expect(user_row(admin, "grace")).to_contain_text("Active", timeout=LIVE)
+
+    await admin.get_by_role("link", name="Invitations").click()
+    table = admin.locator("#invitations-table")
+    await expect(table.locator("tr", has_text="grace@example.com")).to_contain_text("Accepted")
+    await expect(table.locator("tr", has_text="linus@example.com")).to_contain_text(
+        "Sent", timeout=LIVE
+    )
+    await screenshot(admin, "invitations")
+    assert not admin.errors and not grace.errors  # type: ignore[attr-defined]
+
+
+async def test_resend_and_revoke_ask_first_and_a_revoked_link_dies(
+    browser: Browser, system: PublicSystem
+) -> None:
+    admin = await new_page(browser, system)
+    await sign_in(admin)
+    await admin.get_by_role("button", name="Invite").click()
+    await admin.get_by_label("Send invitation email").fill("margaret@example.com")
+    await admin.get_by_role("button", name="Send").click()
+    await expect(admin.locator("#invite-confirmation")).to_contain_text("1 invitation is being sent")
+    join_url = await system.join_link_for("margaret@example.com")
+
+    await admin.get_by_role("link", name="Invitations").click()
+    row = admin.locator("#invitations-table tr", has_text="margaret@example.com")
+    await expect(row).to_contain_text("Sent", timeout=LIVE)
+
+    await row.get_by_role("button", name="Resend invitation to margaret@example.com").click()
+    dialog = admin.get_by_role("dialog", name="Resend invitation?")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(dialog).to_be_hidden()
+    await row.get_by_role("button", name="Resend invitation to margaret@example.com").click()
+    await dialog.get_by_role("button", name="Resend").click()
+    await expect(row.locator("td").nth(3)).to_have_text("2", timeout=LIVE)  # sends
+
+    await row.get_by_role("button", name="Revoke invitation to margaret@example.com").click()
+    await admin.get_by_role("dialog", name="Revoke invitation?").get_by_role(
+        "button", name="Revoke"
+    ).click()
+    await expect(row).to_contain_text("Revoked")
+    await expect(row.get_by_role("button")).to_have_count(0)
+
+    visitor = await new_page(browser, system)
+    answer = await visitor.goto(join_url)
+    assert answer is not None and answer.status == 410
+    await expect(visitor.get_by_role("heading", name="This invitation was revoked")).to_be_visible()
+
+
+async def test_a_new_user_is_pending_until_their_first_sign_in(
+    browser: Browser, system: PublicSystem
+) -> None:
+    admin = await new_page(browser, system)
+    await sign_in(admin)
+    await admin.get_by_role("button", name="New user").click()
+    form = admin.locator("#new-user-form")
+    await form.get_by_label("Name", exact=True).fill("Ada Lovelace")
+    await form.get_by_label("Username", exact=True).fill(ADMIN[0])
+    await form.get_by_label("Email", exact=True).fill("ada@example.com")
+    await form.get_by_label("Password", exact=True).fill("short")
+    await form.get_by_role("button", name="Add user").click()
+    # The API's errors, each beside its field.
+    await expect(admin.locator("#new-password-error")).to_contain_text("at least")
+    await expect(form.get_by_label("Password", exact=True)).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    await form.get_by_label("Password", exact=True).fill("Ada-password-1")
+    await form.get_by_role("button", name="Add user").click()
+    await expect(admin.locator("#new-username-error")).to_contain_text("already in use")
+    await screenshot(admin, "new-user")
+    await form.get_by_label("Username", exact=True).fill("ada")
+    await form.get_by_role("button", name="Add user").click()
+    await expect(admin.get_by_role("complementary", name="New user")).to_be_hidden()
+    await expect(user_row(admin, "ada")).to_contain_text("Pending")
+
+    ada = await new_page(browser, system)
+    await sign_in(ada, "ada@example.com", "Ada-password-1")
+    await expect(ada.get_by_role("heading", name="You are in, Ada Lovelace")).to_be_visible()
+    await expect(user_row(admin, "ada")).to_contain_text("Active", timeout=LIVE)
+
+    await admin.get_by_role("radio", name="Pending").check()
+    await expect(user_row(admin, "ada")).to_have_count(0)
+    await admin.get_by_role("radio", name="Active").check()
+    await expect(user_row(admin, "ada")).to_have_count(1)
+    await admin.get_by_label("Search users").fill("lovelace")
+    await expect(admin.locator("#users-count")).to_have_text("1–1 of 1 users")
+
+
+async def test_user_info_edits_the_name_and_picture_and_deactivates(
+    browser: Browser, system: PublicSystem
+) -> None:
+    admin = await new_page(browser, system)
+    await sign_in(admin)
+    await add_user(admin, "Linus T", "linus", "linus.t@example.com")
+
+    await user_row(admin, "linus").get_by_role("button", name="Linus T").click()
+    await expect(admin.get_by_role("complementary", name="User Info")).to_be_visible()
+    info = admin.locator('[data-panel="user-info"]')
+    await expect(info.locator("#info-status")).to_have_text("Pending")
+
+    await info.get_by_label("Name", exact=True).fill("Linus Torvalds")
+    await info.get_by_role("button", name="Save changes").click()
+    await expect(info.locator("#info-name")).to_have_text("Linus Torvalds")
+    await expect(user_row(admin, "linus")).to_contain_text("Linus Torvalds")
+
+    picture = info.get_by_label(re.compile("^Choose a picture"))
+    await picture.set_input_files(
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}
+    )
+    await expect(info.locator("#avatar-error")).to_have_text("Choose a PNG, JPEG, GIF or WebP image.")
+    await picture.set_input_files(
+        {"name": "fake.png", "mimeType": "image/png", "buffer": b"\x89PNG not really"}
+    )
+    await info.get_by_role("button", name="Upload picture").click()
+    await expect(info.locator("#avatar-error")).to_contain_text("image refused")
+
+    await picture.set_input_files(
+        {"name": "me.png", "mimeType": "image/png", "buffer": real_image("PNG", (320, 240))}
+    )
+    await expect(info.get_by_role("img", name="Preview of the new picture")).to_be_visible()
+    await screenshot(admin, "user-info")
+    await info.get_by_role("button", name="Upload picture").click()
+    avatar = info.get_by_role("img", name="Profile picture of Linus Torvalds")
+    await expect(avatar).to_have_attribute("src", re.compile(r"/avatar\?v=\w+"))
+    # The picture as the service keeps it: the upload cropped to a square, no larger than sent.
+    size = await avatar.evaluate("image => [image.complete, image.naturalWidth, image.naturalHeight]")
+    assert size == [True, 240, 240]
+
+    await info.get_by_role("button", name="Deactivate").click()
+    await admin.get_by_role("dialog", name="Deactivate Linus Torvalds?").get_by_role(
+        "button", name="Deactivate"
+    ).click()
+    await expect(info.locator("#info-status")).to_have_text("Deactivated")
+    await expect(user_row(admin, "linus")).to_contain_text("Deactivated")
+
+    linus = await new_page(browser, system)
+    await sign_in(linus, "linus", "Member-password-1")
+    await expect(linus.get_by_role("alert")).to_have_text(
+        "This account is deactivated. Ask an admin if you need it again."
+    )
+
+    # The last admin cannot be deactivated; the console says why.
+    await admin.get_by_label("Search users").fill(ADMIN[1])
+    await user_row(admin, ADMIN[0]).get_by_role("button").click()
+    await info.get_by_role("button", name="Deactivate").click()
+    await admin.get_by_role("dialog").get_by_role("button", name="Deactivate").click()
+    await expect(info.locator("#edit-user-error")).to_have_text(
+        "the workspace needs at least one admin who can log in"
+    )
+
+
+async def test_members_get_no_console_and_the_console_api_refuses_them(
+    browser: Browser, system: PublicSystem
+) -> None:
+    admin = await new_page(browser, system)
+    await sign_in(admin)
+    csrf = await admin.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert csrf
+    created = await admin.request.post(
+        "/api/v1/users",
+        headers={"X-CSRF-Token": csrf},
+        data={
+            "name": "Mary Member",
+            "username": "mary",
+            "email": "mary@example.com",
+            "password": "Mary-password-1",
+        },
+    )
+    assert created.status == 201, await created.text()
+    forged = await admin.request.post(
+        "/api/v1/invitations", data={"emails": "x@example.com"}
+    )  # the admin's own cookie, but no CSRF token: what another site could make a browser send
+    assert forged.status == 403
+
+    mary = await new_page(browser, system)
+    await sign_in(mary, "mary", "Mary-password-1")
+    await expect(mary.get_by_role("heading", name="You are in, Mary Member")).to_be_visible()
+    await expect(mary.get_by_role("button", name="Invite")).to_have_count(0)
+    token = await mary.locator('input[name="csrf_token"]').get_attribute("value")
+    assert token
+    for method, path in (
+        ("GET", "/api/v1/users"),
+        ("GET", "/api/v1/invitations"),
+        ("POST", "/api/v1/invitations"),
+    ):
+        answer = await mary.request.fetch(
+            path, method=method, headers={"X-CSRF-Token": token}, data={"emails": "x@example.com"}
+        )
+        assert answer.status == 403, (method, path, await answer.text())
+
+    await mary.get_by_role("button", name="Sign out").click()
+    await expect(mary.get_by_role("status")).to_have_text("You have signed out.")
+    assert (await mary.request.get("/api/v1/users")).status == 401
+    assert not await mary.context.cookies()
+
+
+async def test_the_invite_panel_warns_before_sending_when_smtp_is_not_set_up(
+    browser: Browser, system_without_smtp: PublicSystem
+) -> None:
+    admin = await new_page(browser, system_without_smtp)
+    await sign_in(admin)
+    await admin.get_by_role("button", name="Invite").click()
+    warning = admin.get_by_role("complementary", name="Invite Members").get_by_role("alert")
+    # Until the mailer's first heartbeat the warning says it cannot be reached; then why.
+    await expect(warning).to_contain_text("SMTP is not configured", timeout=LIVE)
+    await expect(warning).to_contain_text("invitations are kept and will be emailed")
+    await screenshot(admin, "invite-smtp-warning")
+    await admin.get_by_label("Send invitation email").fill("wait@example.com")
+    await admin.get_by_role("button", name="Send").click()
+    await expect(admin.locator("#invite-confirmation")).to_contain_text("1 invitation is being sent")
+    await expect(warning).to_contain_text("SMTP is not configured")
+
+
+async def test_the_main_screens_fit_a_phone(browser: Browser, system: PublicSystem) -> None:
+    page = await new_page(browser, system, PHONE)
+    await page.goto("/")
+    await screenshot(page, "sign-in-phone")
+    await sign_in(page)
+    await expect(page.get_by_role("heading", name="Users")).to_be_visible()
+    await screenshot(page, "users-phone")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await page.get_by_role("button", name="Invite").click()
+    await expect(page.get_by_role("complementary", name="Invite Members")).to_be_visible()
+    await screenshot(page, "invite-phone")
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("complementary", name="Invite Members")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Invite")).to_be_focused()
+
+    # The whole console works from the keyboard: Tab to a row's name, Enter opens User Info.
+    await page.get_by_role("button", name="Administrator").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("complementary", name="User Info")).to_be_visible()
+    await screenshot(page, "user-info-phone")
+
+
+async def test_the_sign_in_page_says_what_went_wrong(
+    browser: Browser, system: PublicSystem
+) -> None:
+    page = await new_page(browser, system)
+    await page.goto("/")
+    await screenshot(page, "sign-in")
+    await sign_in(page, ADMIN[0], "wrong-password")
+    await expect(page.get_by_role("alert")).to_have_text("Wrong username, email or password.")
+    await expect(page.get_by_label("Username or email")).to_have_value(ADMIN[0])
+    await expect(page.get_by_label("Password")).to_have_value("")
