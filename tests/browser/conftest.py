@@ -22,12 +22,18 @@ DESKTOP = {"width": 1366, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
 
+def chromium() -> str:
+    found = shutil.which(CHROMIUM)
+    if found is None:
+        pytest.fail(f"Chromium is needed at {CHROMIUM}: apt-get install chromium (or set CHROMIUM)")
+    return found
+
+
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.fail(f"Chromium is needed at {CHROMIUM}: apt-get install chromium (or set CHROMIUM)")
+    executable = chromium()
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM)
+        launched = await playwright.chromium.launch(executable_path=executable)
         yield launched
         await launched.close()
 
@@ -61,7 +67,9 @@ async def system_without_smtp(
         yield running
 
 
-async def new_page(browser: Browser, system: PublicSystem, viewport: dict[str, int] = DESKTOP) -> Page:
+async def new_page(
+    browser: Browser, system: PublicSystem, viewport: dict[str, int] = DESKTOP
+) -> Page:
     """A page in a browser context of its own: its own cookies, like another person."""
     context: BrowserContext = await browser.new_context(viewport=viewport, base_url=system.url)  # type: ignore[arg-type]
     page = await context.new_page()
@@ -82,4 +90,6 @@ async def sign_in(page: Page, login: str = ADMIN[0], password: str = ADMIN[2]) -
 async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     """docs/images/<name>.png, shown in the README: written by every run, so it stays current."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page, animations="disabled", caret="hide")
+    await page.screenshot(
+        path=SCREENSHOTS / f"{name}.png", full_page=full_page, animations="disabled", caret="hide"
+    )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import httpx
+from devtools.gateway import ROUTES, create_gateway, route_for
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-
-from devtools.gateway import ROUTES, create_gateway, route_for
 
 
 async def echo(request: Request) -> Response:
