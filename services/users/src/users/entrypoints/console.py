@@ -39,6 +39,21 @@ from users.wiring import UsersContext
 router = APIRouter(include_in_schema=False)
 session_router = APIRouter(prefix="/api/v1/auth", tags=["authentication"])
 
+# Why a sign-in was refused: the metric's outcome, the status and what the person reads. Wrong
+# login and wrong password read the same.
+_REFUSALS: dict[type[Exception], tuple[str, int, str]] = {
+    LoginThrottled: (
+        "throttled",
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "Too many failed attempts. Try again in {seconds} seconds.",
+    ),
+    LoginRefused: ("refused", status.HTTP_401_UNAUTHORIZED, "Wrong username, email or password."),
+    AccountDeactivated: (
+        "deactivated",
+        status.HTTP_403_FORBIDDEN,
+        "This account is deactivated. Ask an admin if you need it again.",
+    ),
+}
 _NOTICES = {
     "ended": "Your session has ended. Sign in again.",
     "signed-out": "You have signed out.",
@@ -114,33 +129,12 @@ async def sign_in(
             sessions=context.settings.sessions,
             now=datetime.now(UTC),
         )
-    except LoginThrottled as throttled:
-        LOGIN_ATTEMPTS.labels(outcome="throttled").inc()
-        return _refused(
-            request,
-            context,
-            login,
-            f"Too many failed attempts. Try again in {throttled.retry_after} seconds.",
-            status.HTTP_429_TOO_MANY_REQUESTS,
-        )
-    except LoginRefused:
-        LOGIN_ATTEMPTS.labels(outcome="refused").inc()
-        return _refused(
-            request,
-            context,
-            login,
-            "Wrong username, email or password.",
-            status.HTTP_401_UNAUTHORIZED,
-        )
-    except AccountDeactivated:
-        LOGIN_ATTEMPTS.labels(outcome="deactivated").inc()
-        return _refused(
-            request,
-            context,
-            login,
-            "This account is deactivated. Ask an admin if you need it again.",
-            status.HTTP_403_FORBIDDEN,
-        )
+    except (LoginThrottled, LoginRefused, AccountDeactivated) as refused:
+        outcome, code, message = _REFUSALS[type(refused)]
+        LOGIN_ATTEMPTS.labels(outcome=outcome).inc()
+        if isinstance(refused, LoginThrottled):
+            message = message.format(seconds=refused.retry_after)
+        return _sign_in_page(request, context, login=login[:320], error=message, code=code)
     LOGIN_ATTEMPTS.labels(outcome="logged_in").inc()
     response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
     _remember_session(response, context, signed_in)
@@ -264,12 +258,6 @@ def _sign_in_page(
     return _page(
         request, context, "sign_in.html", code=code, login=login, error=error, notice=notice
     )
-
-
-def _refused(
-    request: Request, context: UsersContext, login: str, error: str, code: int
-) -> HTMLResponse:
-    return _sign_in_page(request, context, login=login[:320], error=error, code=code)
 
 
 def _page(
