@@ -6,15 +6,17 @@ import copy
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from onboarding_shared.auth import BrowserSession, Principal
 from tests.support.fakes import FakeMessagingUnitOfWork
 from users.domain.avatars import Avatar
 from users.domain.invitations import InvitationGrant
-from users.domain.model import User, UserStatus
-from users.domain.throttling import LoginThrottle
+from users.domain.model import NewUser, User, UserStatus
+from users.domain.passwords import PasswordPolicy
+from users.domain.throttling import LoginThrottle, ThrottlePolicy
 from users.service_layer.ports import IssuedToken, ProcessedImage
+from users.service_layer.services import AccountPolicy
 from users.service_layer.unit_of_work import (
     AvatarRepository,
     InvitationGrantRepository,
@@ -191,3 +193,14 @@ class FixedSmtpStatus:
 
 def event_types(published: Sequence[object]) -> list[str]:
     return [getattr(event, "event_type", "") for event in published]
+
+
+# What the use-case tests share: the workspace's rules and one person to create.
+POLICY = AccountPolicy(
+    passwords=PasswordPolicy(min_length=10),
+    workspace_name="Acme Chat",
+    public_url="https://chat.acme.test",
+    password_link_ttl=timedelta(hours=72),
+)
+ADA = NewUser(email="ada@example.com", name="Ada", username="ada", password="Analytical-1")
+THROTTLING = ThrottlePolicy(max_failures_per_account=3, max_failures_per_address=5)

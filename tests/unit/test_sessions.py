@@ -12,7 +12,10 @@ import pytest
 from onboarding_shared.auth import BrowserSession, InvalidToken, Principal, TokenVerifier
 from tests.support.auth import PRIVATE_PEM, PUBLIC_PEM
 from tests.support.fake_users import (
+    ADA,
     ADMIN,
+    POLICY,
+    THROTTLING,
     FakeHasher,
     FakeTokens,
     FakeUsersUnitOfWork,
@@ -21,13 +24,10 @@ from tests.support.fake_users import (
 )
 from users.adapters.tokens import JwtTokenIssuer
 from users.domain.model import NewUser, User
-from users.domain.passwords import PasswordPolicy
 from users.domain.sessions import SessionPolicy
-from users.domain.throttling import ThrottlePolicy
 from users.service_layer import services, sessions
 from users.service_layer.services import (
     AccountDeactivated,
-    AccountPolicy,
     LoginAttempt,
     LoginRefused,
 )
@@ -37,14 +37,6 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 IDLE = timedelta(minutes=30)
 MAX_AGE = timedelta(hours=12)
 SESSIONS = SessionPolicy(idle=IDLE, max_age=MAX_AGE)
-POLICY = AccountPolicy(
-    passwords=PasswordPolicy(min_length=10),
-    workspace_name="Acme Chat",
-    public_url="https://chat.acme.test",
-    password_link_ttl=timedelta(hours=72),
-)
-ADA = NewUser(email="ada@example.com", name="Ada", username="ada", password="Analytical-1")
-THROTTLING = ThrottlePolicy(max_failures_per_account=3, max_failures_per_address=5)
 CSRF = "c" * 43
 
 

@@ -10,8 +10,11 @@ import pytest
 
 from onboarding_shared.contract import UserActivated, new_event
 from tests.support.fake_users import (
+    ADA,
     ADMIN,
     MEMBER,
+    POLICY,
+    THROTTLING,
     FakeHasher,
     FakeImages,
     FakeTokens,
@@ -19,13 +22,10 @@ from tests.support.fake_users import (
     FixedSmtpStatus,
 )
 from users.domain.model import LastAdmin, NewUser, NotAllowed, User, UserStatus
-from users.domain.passwords import PasswordPolicy
 from users.domain.rules import InvalidFields
-from users.domain.throttling import ThrottlePolicy
 from users.service_layer import services
 from users.service_layer.services import (
     AccountDeactivated,
-    AccountPolicy,
     AdminSeed,
     InvalidLink,
     LoginAttempt,
@@ -37,14 +37,6 @@ from users.service_layer.services import (
 from users.service_layer.unit_of_work import DuplicateField
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-POLICY = AccountPolicy(
-    passwords=PasswordPolicy(min_length=10),
-    workspace_name="Acme Chat",
-    public_url="https://chat.acme.test",
-    password_link_ttl=timedelta(hours=72),
-)
-ADA = NewUser(email="ada@example.com", name="Ada", username="ada", password="Analytical-1")
-THROTTLING = ThrottlePolicy(max_failures_per_account=3, max_failures_per_address=5)
 
 
 async def create(
