@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
@@ -24,7 +24,7 @@ from onboarding_shared.auth import (
     csrf_matches,
 )
 from users.domain.model import User
-from users.entrypoints.http import LOGIN_ATTEMPTS, MAX_SECRET, MAX_TEXT, avatar_url
+from users.entrypoints.http import LOGIN_ATTEMPTS, MAX_SECRET, MAX_TEXT, Context, avatar_url
 from users.entrypoints.templating import render
 from users.service_layer import sessions
 from users.service_layer.services import (
@@ -58,14 +58,6 @@ _NOTICES = {
     "ended": "Your session has ended. Sign in again.",
     "signed-out": "You have signed out.",
 }
-
-
-def _context(request: Request) -> UsersContext:
-    context: UsersContext = request.app.state.context
-    return context
-
-
-Context = Annotated[UsersContext, Depends(_context)]
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -300,25 +300,17 @@ const invitations = new LiveList({
     const actions = element("td", { class: "row-actions" });
     if (open) {
       actions.append(
-        element(
-          "button",
-          {
-            type: "button",
-            class: "secondary small",
-            "aria-label": `Resend invitation to ${invitation.email}`,
-            onclick: () => resendInvitation(invitation),
-          },
-          "Resend",
-        ),
-        element(
-          "button",
-          {
-            type: "button",
-            class: "danger small",
-            "aria-label": `Revoke invitation to ${invitation.email}`,
-            onclick: () => revokeInvitation(invitation),
-          },
-          "Revoke",
+        ...INVITATION_ACTIONS.map((action) =>
+          element(
+            "button",
+            {
+              type: "button",
+              class: `${action.style} small`,
+              "aria-label": `${action.word} invitation to ${invitation.email}`,
+              onclick: () => act(action, invitation),
+            },
+            action.word,
+          ),
         ),
       );
     }
@@ -335,32 +327,30 @@ const invitations = new LiveList({
   },
 });
 
-async function resendInvitation(invitation) {
-  const sure = await confirmAction(
-    "Resend invitation?",
-    `${invitation.email} gets the invitation email again.`,
-    "Resend",
-  );
-  if (!sure) return;
-  try {
-    const answer = await api("POST", `/api/v1/invitations/${invitation.id}/resend`);
-    toast(answer.warning ?? `Invitation to ${invitation.email} is being sent again.`);
-  } catch (error) {
-    toast(describe(error), { error: true });
-  }
-  invitations.refresh();
-}
+// What an admin may do to an open invitation; each asks first.
+const INVITATION_ACTIONS = [
+  {
+    word: "Resend",
+    style: "secondary",
+    question: (invitation) => `${invitation.email} gets the invitation email again.`,
+    call: (invitation) => api("POST", `/api/v1/invitations/${invitation.id}/resend`),
+    done: (invitation, answer) =>
+      answer.warning ?? `Invitation to ${invitation.email} is being sent again.`,
+  },
+  {
+    word: "Revoke",
+    style: "danger",
+    question: (invitation) => `The link sent to ${invitation.email} stops working at once.`,
+    call: (invitation) => api("DELETE", `/api/v1/invitations/${invitation.id}`),
+    done: (invitation) => `Invitation to ${invitation.email} revoked.`,
+  },
+];
 
-async function revokeInvitation(invitation) {
-  const sure = await confirmAction(
-    "Revoke invitation?",
-    `The link sent to ${invitation.email} stops working at once.`,
-    "Revoke",
-  );
-  if (!sure) return;
+async function act(action, invitation) {
+  const title = `${action.word} invitation?`;
+  if (!(await confirmAction(title, action.question(invitation), action.word))) return;
   try {
-    await api("DELETE", `/api/v1/invitations/${invitation.id}`);
-    toast(`Invitation to ${invitation.email} revoked.`);
+    toast(action.done(invitation, await action.call(invitation)));
   } catch (error) {
     toast(describe(error), { error: true });
   }
