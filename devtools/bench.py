@@ -44,7 +44,7 @@ from onboarding_shared.contract import UserActivated, new_event
 from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.messaging.outbox import OutboxRelay, RelaySettings, outbox_row
 from onboarding_shared.messaging.publisher import RabbitPublisher
-from onboarding_shared.runtime import migrate
+from onboarding_shared.schema import migrate
 
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 ADMIN_URL = os.environ.get(

@@ -3,12 +3,24 @@ as the README promises (start order, health checks, one database per service, sc
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.deploy.support import DEPLOY, SERVICES, load_yaml, schema_errors, validator
+from tests.deploy.support import (
+    DEPLOY,
+    GRACEFUL_TIMEOUT_DEFAULT,
+    ROOT,
+    SERVICES,
+    load_json,
+    load_yaml,
+    schema_errors,
+    validator,
+)
 
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 # Host ports that differ from the container's: host port 8001 is the gateway's, the public origin
@@ -83,7 +95,7 @@ def test_each_service_starts_after_its_database_broker_and_migration(
     env = environment(service)
     assert env["HTTP_PORT"] == str(port)
     assert env["HTTP_HOST"] == "0.0.0.0"
-    assert env["AMQP_URL"].startswith("amqp://")
+    assert urlsplit(env["AMQP_URL"]).username == f"onboarding-{name}", "its own broker user"
     assert "AUTH_PUBLIC_KEY" in env
     assert service["read_only"] is True
     assert service["cap_drop"] == ["ALL"]
@@ -150,3 +162,63 @@ def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
             source = volume.split(":", 1)[0]
             if source.startswith("./"):
                 assert (DEPLOY / source).exists(), f"{name} mounts a missing {source}"
+
+
+def password_matches(user: dict[str, Any], password: str) -> bool:
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+    stored = base64.b64decode(user["password_hash"])
+    salt, digest = stored[:4], stored[4:]
+    return hashlib.sha256(salt + password.encode()).digest() == digest
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_connects_as_its_own_broker_user_defined_for_rabbitmq(
+    compose: dict[str, Any], name: str
+) -> None:
+    definitions = load_json(DEPLOY / "rabbitmq" / "definitions.json")
+    url = urlsplit(environment(compose["services"][name])["AMQP_URL"])
+    users = {user["name"]: user for user in definitions["users"]}
+    assert url.username in users
+    assert url.password is not None and password_matches(users[url.username], url.password)
+    assert users[url.username]["tags"] == [], "no management rights"
+    assert {"user": url.username, "vhost": "/"}.items() <= next(
+        p for p in definitions["permissions"] if p["user"] == url.username
+    ).items()
+
+
+def test_the_keda_user_may_only_look() -> None:
+    definitions = load_json(DEPLOY / "rabbitmq" / "definitions.json")
+    (keda,) = [user for user in definitions["users"] if user["name"] == "onboarding-keda"]
+    assert keda["tags"] == ["monitoring"]
+    (permission,) = [p for p in definitions["permissions"] if p["user"] == "onboarding-keda"]
+    assert (permission["configure"], permission["write"], permission["read"]) == ("^$",) * 3
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_stop_waits_for_requests_and_then_messages_to_finish(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose["services"][name]
+    graceful = float(environment(service).get("GRACEFUL_TIMEOUT_SECONDS", GRACEFUL_TIMEOUT_DEFAULT))
+    grace = service["stop_grace_period"]
+    assert grace.endswith("s")
+    # uvicorn's requests, then the consumers' messages, each up to GRACEFUL_TIMEOUT_SECONDS.
+    assert float(grace[:-1]) > 2 * graceful
+
+
+def test_the_services_believe_forwarded_addresses_from_the_gateway_only(
+    compose: dict[str, Any],
+) -> None:
+    gateway = compose["services"]["gateway"]
+    address = gateway["networks"]["default"]["ipv4_address"]
+    (subnet,) = compose["networks"]["default"]["ipam"]["config"]
+    assert address.rsplit(".", 1)[0] == subnet["subnet"].rsplit(".", 1)[0]
+    for name in SERVICES:
+        assert environment(compose["services"][name])["TRUSTED_PROXIES"] == address
+
+
+def test_the_admin_password_is_the_one_the_readme_signs_in_with(compose: dict[str, Any]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    signed_in_with = set(re.findall(r"sign in as `admin` / `([^`]+)`", readme))
+    assert signed_in_with == {environment(compose["services"]["users"])["ADMIN_PASSWORD"]}

@@ -11,6 +11,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from devtools.gateway import ROUTES
 
 from tests.deploy.support import (
     GRACEFUL_TIMEOUT_DEFAULT,
@@ -29,6 +30,14 @@ KEDA_SCHEMAS = {
     "TriggerAuthentication": "keda-triggerauthentication.json",
 }
 SECRET = "onboarding-secrets"
+NETWORK_POLICIES = (
+    "default-deny",
+    "allow-dns",
+    "allow-broker-and-database",
+    "allow-mailer-smtp",
+    "allow-ingress-controller",
+    "allow-metrics-scrape",
+)
 SCALED_BY_KEDA = {
     "mailer": {"mailer.invitations", "mailer.welcome-emails"},
     "auth-listener": {"auth-listener.logins"},
@@ -65,6 +74,7 @@ def test_the_schema_checks_catch_mistakes() -> None:
     deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     assert kubernetes_errors(deployment, KUBERNETES_VERSIONS[0])
     scaled = copy.deepcopy(objects("production", "ScaledObject")["mailer"])
+    scaled["spec"]["triggers"][0]["metadata"]["protocol"] = "amqp"
     scaled["spec"]["triggers"][0]["metadata"]["mode"] = "MessageRate"  # needs protocol http
     scaled["spec"]["maxReplicas"] = 3
     errors = schema_errors(validator("keda-scaledobject.json"), scaled)
@@ -77,8 +87,8 @@ def test_both_overlays_contain_every_part() -> None:
         "Deployment": set(SERVICES),
         "Service": set(SERVICES),
         "PodDisruptionBudget": set(SERVICES),
-        "Job": {f"{name}-migrate" for name in SERVICES},
         "Ingress": {"onboarding"},
+        "NetworkPolicy": set(NETWORK_POLICIES),
         "ScaledObject": set(SCALED_BY_KEDA),
         "TriggerAuthentication": {"rabbitmq"},
     }
@@ -91,6 +101,18 @@ def container(workload: dict[str, Any]) -> dict[str, Any]:
     containers = workload["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     result: dict[str, Any] = containers[0]
+    return result
+
+
+def migration(workload: dict[str, Any]) -> dict[str, Any]:
+    (init,) = workload["spec"]["template"]["spec"]["initContainers"]
+    result: dict[str, Any] = init
+    return result
+
+
+def every_container(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = workload["spec"]["template"]["spec"]
+    result: list[dict[str, Any]] = pod.get("initContainers", []) + pod["containers"]
     return result
 
 
@@ -107,15 +129,17 @@ def check_secure(workload: dict[str, Any]) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["automountServiceAccountToken"] is False
-    security = container(workload)["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"]["drop"] == ["ALL"]
-    mounts = {m["mountPath"] for m in container(workload).get("volumeMounts", [])}
-    assert "/tmp" in mounts, "a writable /tmp beside the read-only root"
+    for each in every_container(workload):
+        security = each["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        mounts = {m["mountPath"] for m in each.get("volumeMounts", [])}
+        assert "/tmp" in mounts, "a writable /tmp beside the read-only root"
 
 
-def check_configured(workload: dict[str, Any], overlay: str, port: int) -> None:
+def check_configured(workload: dict[str, Any], overlay: str, name: str) -> None:
+    _, port = SERVICES[name]
     main = container(workload)
     config_map = next(iter(objects(overlay, "ConfigMap")))
     assert main["envFrom"] == [{"configMapRef": {"name": config_map}}]
@@ -124,7 +148,9 @@ def check_configured(workload: dict[str, Any], overlay: str, port: int) -> None:
     for item in env.values():
         if "valueFrom" in item:
             assert item["valueFrom"]["secretKeyRef"]["name"] == SECRET
-    assert env["AMQP_URL"]["valueFrom"]["secretKeyRef"]["key"] == "AMQP_URL"
+    # One broker user per service: its own URL.
+    amqp_key = env["AMQP_URL"]["valueFrom"]["secretKeyRef"]["key"]
+    assert amqp_key == f"{name.upper().replace('-', '_')}_AMQP_URL"
     assert main["image"].rsplit(":", 1)[-1] not in ("latest", main["image"])
     resources = main["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"])
@@ -144,9 +170,13 @@ def test_each_deployment_is_probed_bounded_configured_and_locked_down(
     assert main["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert main["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     graceful = float(config(overlay).get("GRACEFUL_TIMEOUT_SECONDS", GRACEFUL_TIMEOUT_DEFAULT))
-    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > graceful + 5
+    pre_stop = main["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    # A stop: the preStop pause, then uvicorn's requests, then the consumers' messages.
+    worst_stop = float(pre_stop[1]) + 2 * graceful
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > worst_stop
     assert config(overlay)["HTTP_HOST"] == "0.0.0.0"
-    check_configured(deployment, overlay, port)
+    check_configured(deployment, overlay, name)
     check_secure(deployment)
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/path"] == "/metrics/"
@@ -154,7 +184,9 @@ def test_each_deployment_is_probed_bounded_configured_and_locked_down(
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 @pytest.mark.parametrize("name", SERVICES)
-def test_each_service_has_a_service_a_budget_and_a_migration_job(overlay: str, name: str) -> None:
+def test_each_service_has_a_service_a_budget_and_migrates_before_it_starts(
+    overlay: str, name: str
+) -> None:
     command, _ = SERVICES[name]
     deployment = objects(overlay, "Deployment")[name]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -167,12 +199,14 @@ def test_each_service_has_a_service_a_budget_and_a_migration_job(overlay: str, n
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert "maxUnavailable" in budget["spec"], "maxUnavailable works with any replica count"
 
-    job = objects(overlay, "Job")[f"{name}-migrate"]
-    assert container(job)["command"] == [command, "migrate"]
-    assert container(job)["image"] == container(deployment)["image"]
-    assert container(job)["env"] == container(deployment)["env"]
-    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
-    check_secure(job)
+    # An init container, not a Job: nothing to delete before the next deploy, and a rollout
+    # cannot start pods before their migration has run.
+    migrate = migration(deployment)
+    assert migrate["command"] == [command, "migrate"]
+    assert migrate["image"] == container(deployment)["image"]
+    assert migrate["env"] == container(deployment)["env"]
+    assert migrate["envFrom"] == container(deployment)["envFrom"]
+    assert objects(overlay, "Job") == {}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -192,10 +226,13 @@ def test_keda_scales_the_consumers_on_their_queue_length(overlay: str) -> None:
         for trigger in triggers:
             assert trigger["type"] == "rabbitmq"
             assert trigger["metadata"]["mode"] == "QueueLength"
+            # The management API, as a user that may only look (deploy/rabbitmq/definitions.json).
+            assert trigger["metadata"]["protocol"] == "http"
             assert trigger["authenticationRef"]["name"] in authentications
     for authentication in authentications.values():
         (reference,) = authentication["spec"]["secretTargetRef"]
         assert (reference["parameter"], reference["name"]) == ("host", SECRET)
+        assert reference["key"] == "KEDA_RABBITMQ_URL", "not a service's full-rights URL"
 
 
 @pytest.mark.parametrize("service", SCALED_BY_KEDA)
@@ -213,12 +250,90 @@ def test_development_generates_every_secret_key_the_workloads_need() -> None:
     (secret,) = objects("development", "Secret").values()
     assert secret["metadata"]["name"] == SECRET, "a fixed name: KEDA refers to it"
     needed = set()
-    for kind in ("Deployment", "Job"):
-        for workload in objects("development", kind).values():
-            for item in container(workload).get("env", []):
+    for workload in objects("development", "Deployment").values():
+        for each in every_container(workload):
+            for item in each.get("env", []):
                 reference = item.get("valueFrom", {}).get("secretKeyRef")
                 if reference and not reference.get("optional", False):
                     needed.add(reference["key"])
     for authentication in objects("development", "TriggerAuthentication").values():
         needed |= {ref["key"] for ref in authentication["spec"]["secretTargetRef"]}
     assert needed <= set(secret["data"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_namespace_enforces_the_restricted_pod_security_standard(overlay: str) -> None:
+    (namespace,) = objects(overlay, "Namespace").values()
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    for document in render(overlay):
+        if document["kind"] != "Namespace" and "namespace" in document["metadata"]:
+            assert document["metadata"]["namespace"] == namespace["metadata"]["name"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_replicas_spread_over_zones_and_nodes_without_blocking_scheduling(name: str) -> None:
+    pod = objects("production", "Deployment")[name]["spec"]["template"]
+    spread = pod["spec"]["topologySpreadConstraints"]
+    assert {c["topologyKey"] for c in spread} == {
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+    }
+    for constraint in spread:
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert (
+            constraint["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        )
+
+
+def selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
+    selector = policy["spec"]["podSelector"]
+    assert set(selector) <= {"matchLabels", "matchExpressions"}, selector
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", "the only operator this check understands"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def allowed(overlay: str, labels: dict[str, str], direction: str) -> list[dict[str, Any]]:
+    """The rules of every policy that selects a pod with ``labels``, for ``direction``."""
+    rules = []
+    for policy in objects(overlay, "NetworkPolicy").values():
+        if selects(policy, labels) and direction.capitalize() in policy["spec"]["policyTypes"]:
+            rules += policy["spec"].get(direction, [])
+    return rules
+
+
+def ports(rules: list[dict[str, Any]]) -> set[Any]:
+    return {port["port"] for rule in rules for port in rule.get("ports", [])}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("name", SERVICES)
+def test_network_policies_deny_by_default_and_allow_only_the_needed_flows(
+    overlay: str, name: str
+) -> None:
+    default_deny = objects(overlay, "NetworkPolicy")["default-deny"]
+    assert default_deny["spec"]["podSelector"] == {}
+    assert set(default_deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in default_deny["spec"] and "egress" not in default_deny["spec"]
+
+    labels = objects(overlay, "Deployment")[name]["spec"]["template"]["metadata"]["labels"]
+    ingress = allowed(overlay, labels, "ingress")
+    sources = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in ingress
+        for peer in rule["from"]
+    }
+    public = name in {route.service for route in ROUTES}
+    assert sources == ({"ingress-nginx", "monitoring"} if public else {"monitoring"})
+    assert ports(ingress) == {"http"}
+
+    egress = ports(allowed(overlay, labels, "egress"))
+    assert {53, 5672, 5671, 5432} <= egress
+    smtp = {25, 465, 587}
+    assert (smtp <= egress) == (name == "mailer"), "only the mailer talks SMTP"

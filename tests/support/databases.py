@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from onboarding_shared.runtime import migrate
+from onboarding_shared.schema import migrate
 
 
 class DatabaseFactory:

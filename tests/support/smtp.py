@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -17,8 +18,21 @@ class RecordingHandler:
     messages: list[EmailMessage] = field(default_factory=list)
     # Replies to give to the next DATA commands instead of accepting, e.g. "451 try later".
     scripted_replies: list[str] = field(default_factory=list)
+    # Seconds each DATA takes, to hold sessions open; and the most sessions seen in DATA at once.
+    data_seconds: float = 0.0
+    in_data: int = 0
+    most_in_data: int = 0
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
+        self.in_data += 1
+        self.most_in_data = max(self.most_in_data, self.in_data)
+        try:
+            await asyncio.sleep(self.data_seconds)
+            return self._reply(envelope)
+        finally:
+            self.in_data -= 1
+
+    def _reply(self, envelope: Any) -> str:
         if self.scripted_replies:
             return self.scripted_replies.pop(0)
         parsed = email.message_from_bytes(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alembic import context
-from sqlalchemy import DateTime, MetaData, Table, event, pool
+from sqlalchemy import DateTime, MetaData, Table, event, pool, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
@@ -93,6 +93,10 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# pg_advisory_xact_lock's key for migrations: any constant, the same in every release.
+MIGRATION_LOCK_KEY = 0x6F6E626F61726400  # "onboard\0"
+
+
 def run_alembic_environment(target_metadata: MetaData) -> None:
     """The body of every service's migrations/env.py: online migrations, async engine."""
     url = context.config.get_main_option("sqlalchemy.url")
@@ -117,6 +121,12 @@ def _configure_and_run(target_metadata: MetaData, url: str) -> Callable[[Connect
             compare_type=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together migrate one at a time; the others then find the
+                # head already applied. Released when the transaction ends.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             context.run_migrations()
 
     return run

@@ -16,8 +16,6 @@ from typing import Any
 
 import uvicorn
 from aio_pika.exceptions import AMQPConnectionError
-from alembic import command
-from alembic.config import Config
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.rabbit import Channel, RabbitBroker
@@ -44,6 +42,7 @@ from onboarding_shared.observability import (
     configure_logging,
     log_context,
 )
+from onboarding_shared.schema import migrate, read_schema_state, wait_for_schema
 from onboarding_shared.settings import ServiceSettings, redact_url
 from onboarding_shared.tracing import broker_middlewares, enable_tracing, instrument_http
 from onboarding_shared.unit_of_work import MessagingTables
@@ -176,7 +175,10 @@ class ServiceRuntime:
         await self.engine.dispose()
         log.info("service stopped")
 
-    async def ready(self) -> dict[str, str]:
+    async def ready(self) -> tuple[bool, dict[str, str]]:
+        """Ready to serve when the database answers. The broker is reported, not required:
+        while it is away requests still succeed and their events wait in the outbox, so taking
+        every replica out of the Service for it would turn a broker outage into a full one."""
         checks = {"database": "ok", "broker": "ok"}
         try:
             async with asyncio.timeout(2), self.engine.connect() as connection:
@@ -184,8 +186,8 @@ class ServiceRuntime:
         except Exception as error:
             checks["database"] = f"unavailable: {type(error).__name__}"
         if not await self.broker.ping(timeout=2):
-            checks["broker"] = "unavailable"
-        return checks
+            checks["broker"] = "unavailable: events wait in the outbox"
+        return checks["database"] == "ok", checks
 
 
 class CorrelationMiddleware(BaseHTTPMiddleware):
@@ -234,12 +236,11 @@ def create_http_app(
 
     @app.get("/ready", tags=["operations"])
     async def ready() -> JSONResponse:
-        """The database and the broker answer."""
-        checks = await runtime.ready()
-        healthy = all(value == "ok" for value in checks.values())
+        """503 unless the database answers; the broker's state is reported beside it."""
+        serving, checks = await runtime.ready()
         return JSONResponse(
-            {"status": "ok" if healthy else "unavailable", **checks},
-            status_code=200 if healthy else 503,
+            {"status": "ok" if serving else "unavailable", **checks},
+            status_code=200 if serving else 503,
         )
 
     if events is not None:
@@ -262,13 +263,6 @@ def _serve_asyncapi(app: FastAPI, document: dict[str, Any]) -> None:
         return JSONResponse(document)
 
 
-def migrate(database_url: str, migrations: Path) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(migrations))
-    config.set_main_option("sqlalchemy.url", database_url)
-    command.upgrade(config, "head")
-
-
 def run_cli(
     *,
     service: str,
@@ -276,23 +270,56 @@ def run_cli(
     create_app: Callable[[ServiceSettings], FastAPI],
     migrations: Path,
 ) -> None:
-    """`<service> migrate` applies migrations; `<service> serve [--migrate]` runs the service."""
+    """`<service> migrate` applies migrations; `<service> serve [--migrate]` runs the service
+    once the schema is at this release's head; `<service> check [--schema]` validates the
+    settings (and the schema) and exits."""
     parser = argparse.ArgumentParser(prog=f"onboarding-{service}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply database migrations and exit")
     serve = commands.add_parser("serve", help="run the HTTP API and the consumers")
     serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    check = commands.add_parser(
+        "check", help="validate the settings and build the service without starting it"
+    )
+    check.add_argument(
+        "--schema", action="store_true", help="also require the database schema at the head"
+    )
     arguments = parser.parse_args()
 
     settings = load()
     configure_logging(settings.log_level, service=service, json_lines=settings.log_format == "json")
+    if arguments.command == "check":
+        _check(service, settings, create_app, migrations, schema=arguments.schema)
+        return
     if arguments.command == "migrate" or arguments.migrate:
         migrate(settings.database_url, migrations)
     if arguments.command == "serve":
+        asyncio.run(
+            wait_for_schema(settings.database_url, migrations, timeout=settings.schema_wait_seconds)
+        )
         uvicorn.run(
             create_app(settings),
             host=settings.http_host,
             port=settings.http_port,
             log_config=None,
             timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
+            proxy_headers=True,
+            forwarded_allow_ips=settings.trusted_proxies,
         )
+
+
+def _check(
+    service: str,
+    settings: ServiceSettings,
+    create_app: Callable[[ServiceSettings], FastAPI],
+    migrations: Path,
+    *,
+    schema: bool,
+) -> None:
+    # Building the app parses keys and wires every part without connecting to anything.
+    create_app(settings)
+    if schema:
+        state = asyncio.run(read_schema_state(settings.database_url, migrations))
+        if not state.servable:
+            raise SystemExit(f"onboarding-{service}: {state.describe()}")
+    print(f"onboarding-{service}: settings valid" + (", schema current" if schema else ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -42,6 +43,19 @@ class ServiceSettings(BaseSettings):
     metrics_refresh_seconds: float = Field(
         default=5.0, gt=0, le=300, description="How often gauges read from the database refresh."
     )
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses or CIDR ranges of the reverse proxies (gateway, "
+        "ingress controller) whose X-Forwarded-For and X-Forwarded-Proto are believed. The "
+        "client address the login and join throttles count comes from it.",
+    )
+    schema_wait_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=3600,
+        description="How long `serve` waits for the database schema to reach this release's "
+        "migrations before it gives up.",
+    )
     otel_enabled: bool = Field(
         default=False,
         description="Export traces over OTLP; the SDK reads OTEL_EXPORTER_OTLP_ENDPOINT and "
@@ -59,6 +73,19 @@ class ServiceSettings(BaseSettings):
         if urlsplit(value).scheme not in ("amqp", "amqps"):
             raise ValueError("must be an amqp:// or amqps:// URL")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # Not "*": a service reachable other than through the proxy would then believe
+                # any client's claim about its own address.
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+        return ",".join(entries)
 
     @field_validator("retry_delays_seconds")
     @classmethod

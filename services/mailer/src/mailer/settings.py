@@ -27,6 +27,13 @@ class MailerSettings(ServiceSettings, TokenVerificationSettings):
     smtp_tls: SmtpSecurity = SmtpSecurity.STARTTLS
     smtp_from: str = Field(default="Onboarding <no-reply@localhost>", max_length=320)
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    smtp_max_connections: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="SMTP sessions this process holds open at once; with N replicas the "
+        "server sees up to N times this. Messages beyond it wait their turn, unacknowledged.",
+    )
     status_interval_seconds: float = Field(default=10.0, gt=0, le=300)
 
     @field_validator("smtp_host", mode="before")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
@@ -28,6 +29,8 @@ class SmtpSender:
         )
         self._security = settings.smtp_tls
         self._timeout = settings.smtp_timeout_seconds
+        # Providers cap concurrent sessions per account; PREFETCH per queue could exceed it.
+        self._sessions = asyncio.Semaphore(settings.smtp_max_connections)
         self._last_attempt: AttemptOutcome | None = None
 
     @property
@@ -55,16 +58,17 @@ class SmtpSender:
 
     async def _send(self, message: EmailMessage) -> None:
         try:
-            _errors, _response = await aiosmtplib.send(
-                message,
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                use_tls=self._security is SmtpSecurity.TLS,
-                start_tls=self._security is SmtpSecurity.STARTTLS,
-                timeout=self._timeout,
-            )
+            async with self._sessions:
+                _errors, _response = await aiosmtplib.send(
+                    message,
+                    hostname=self._host,
+                    port=self._port,
+                    username=self._username,
+                    password=self._password,
+                    use_tls=self._security is SmtpSecurity.TLS,
+                    start_tls=self._security is SmtpSecurity.STARTTLS,
+                    timeout=self._timeout,
+                )
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [refusal.code for refusal in error.recipients]
             reason = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
