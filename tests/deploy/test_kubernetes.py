@@ -1,6 +1,6 @@
 """deploy/k8s: both overlays render with kustomize (kubectl from PyPI); every object is valid
 against the Kubernetes JSON schemas (kubernetes-validate, strict: unknown fields are errors) or,
-for KEDA's, against structural schemas; and the objects fit together as the README promises.
+for KEDA's and the prometheus-operator's, against structural schemas; and the objects fit together as the README promises.
 The Ingress routes: test_public_routes.py."""
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from tests.deploy.support import (
 
 # The oldest Kubernetes release supported, and the newest whose schemas are bundled.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
-KEDA_SCHEMAS = {
+CRD_SCHEMAS = {
     "ScaledObject": "keda-scaledobject.json",
     "TriggerAuthentication": "keda-triggerauthentication.json",
+    "ServiceMonitor": "monitoring-servicemonitor.json",
+    "PrometheusRule": "monitoring-prometheusrule.json",
 }
 SECRET = "onboarding-secrets"
 NETWORK_POLICIES = (
@@ -58,8 +60,8 @@ def test_every_object_is_valid_against_its_schema(overlay: str, version: str) ->
     problems = []
     for document in render(overlay):
         kind, name = document["kind"], document["metadata"]["name"]
-        if kind in KEDA_SCHEMAS:
-            errors = schema_errors(validator(KEDA_SCHEMAS[kind]), document)
+        if kind in CRD_SCHEMAS:
+            errors = schema_errors(validator(CRD_SCHEMAS[kind]), document)
         else:
             try:
                 errors = kubernetes_errors(document, version)

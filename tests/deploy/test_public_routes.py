@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from devtools.gateway import ROUTES, Route
+from devtools.gateway import ROUTES, Route, route_for
 
 from tests.deploy.support import DEPLOY, OVERLAYS, SERVICES, load_yaml, objects
 
@@ -163,3 +163,61 @@ def test_the_compose_gateway_is_the_one_public_origin(compose: dict[str, Any]) -
     assert [name for name in others if PUBLIC_PORT in host_ports(services[name])] == []
     assert gateway["read_only"] is True
     assert gateway["cap_drop"] == ["ALL"]
+
+
+# Links ---------------------------------------------------------------------------------------
+
+SERVICES_SOURCE = DEPLOY.parent / "services"
+# Every public link is built on PUBLIC_URL: `f"{policy.public_url}/join/{token}"` and the like.
+LINK_ON_PUBLIC_URL = re.compile(r"public_url\}(/[\w/-]*)")
+# Absolute paths in the pages' markup and scripts: href="/…", action="/…", "/api/…", `/api/…`.
+PATH_IN_PAGE = re.compile(r"""(?:href|action|src)="(/[^"{?#]*)|["'`](/(?:api|static)/[^"'`?$]*)""")
+
+
+def links_built_by_the_services() -> set[str]:
+    return {
+        match
+        for source in SERVICES_SOURCE.glob("*/src/**/*.py")
+        for match in LINK_ON_PUBLIC_URL.findall(source.read_text())
+    }
+
+
+def paths_in_pages() -> set[str]:
+    pages = [
+        *SERVICES_SOURCE.glob("*/src/**/templates/*.html"),
+        *SERVICES_SOURCE.glob("*/src/**/static/*.js"),
+    ]
+    return {
+        next(part for part in match if part)
+        for page in pages
+        for match in PATH_IN_PAGE.findall(page.read_text())
+    }
+
+
+def test_the_link_scans_find_what_people_follow() -> None:
+    # Emails (join, set-password), the sign-in page, the console and its API calls.
+    assert {"/join/", "/set-password", "/"} <= links_built_by_the_services()
+    assert {"/", "/sign-in", "/sign-out", "/api/v1/users", "/api/v1/invitations"} <= (
+        paths_in_pages()
+    )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_link_in_emails_and_pages_is_routed_everywhere(overlay: str) -> None:
+    ingress = objects(overlay, "Ingress")["onboarding"]
+    ingress_routes = [
+        Route(path["path"], path["backend"]["service"]["name"])
+        for path in ingress["spec"]["rules"][0]["http"]["paths"]
+    ]
+    caddy_patterns = parse_caddyfile(CADDYFILE.read_text()).routes
+    for link in links_built_by_the_services() | paths_in_pages():
+        assert route_for(link) is not None, f"{link} is not in ROUTES"
+        assert any(route.matches(link) for route in ingress_routes), f"{link}: not in the Ingress"
+        assert any(caddy_matches(pattern, link) for pattern in caddy_patterns), (
+            f"{link}: not in the Caddyfile"
+        )
+
+
+def caddy_matches(pattern: str, path: str) -> bool:
+    """Caddy's `path` matcher: exact, or a prefix when the pattern ends in `*`."""
+    return path.startswith(pattern[:-1]) if pattern.endswith("*") else path == pattern
