@@ -1,22 +1,28 @@
 """deploy/k8s: both overlays render with kustomize (kubectl from PyPI); every object is valid
 against the Kubernetes JSON schemas (kubernetes-validate, strict: unknown fields are errors) or,
-for KEDA's and the prometheus-operator's, against structural schemas; and the objects fit together as the README promises.
-The Ingress routes: test_public_routes.py."""
+for KEDA's and the prometheus-operator's, against structural schemas; and the objects fit
+together as the README promises. The Ingress routes: test_public_routes.py."""
 
 from __future__ import annotations
 
 import copy
 import importlib
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from devtools.gateway import ROUTES
 
 from tests.deploy.support import (
+    DEPLOY,
     GRACEFUL_TIMEOUT_DEFAULT,
     OVERLAYS,
     SERVICES,
+    kubectl,
     objects,
     render,
     schema_errors,
@@ -339,3 +345,40 @@ def test_network_policies_deny_by_default_and_allow_only_the_needed_flows(
     assert {53, 5672, 5671, 5432} <= egress
     smtp = {25, 465, 587}
     assert (smtp <= egress) == (name == "mailer"), "only the mailer talks SMTP"
+
+
+def images(documents: list[dict[str, Any]]) -> set[str]:
+    return {
+        each["image"]
+        for document in documents
+        if document["kind"] == "Deployment"
+        for each in every_container(document)
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_image_an_overlay_names_is_the_one_that_renders(overlay: str, tmp_path: Path) -> None:
+    assert images(list(render(overlay))) == {overlay_image(DEPLOY / "k8s" / "overlays" / overlay)}
+
+    tree = tmp_path / "k8s"
+    shutil.copytree(DEPLOY / "k8s", tree)
+    kustomization = tree / "overlays" / overlay / "kustomization.yaml"
+    document = yaml.safe_load(kustomization.read_text())
+    (image,) = document["images"]
+    image.update(newName="registry.example.net/team/onboarding", newTag="2.3.4")
+    kustomization.write_text(yaml.safe_dump(document))
+
+    rendered = subprocess.run(
+        [kubectl(), "kustomize", str(kustomization.parent)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    documents = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    assert images(documents) == {"registry.example.net/team/onboarding:2.3.4"}
+
+
+def overlay_image(overlay: Path) -> str:
+    (image,) = yaml.safe_load((overlay / "kustomization.yaml").read_text())["images"]
+    return f"{image['newName']}:{image['newTag']}"
