@@ -3,16 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
+UV_REQUIREMENTS := deploy/image/uv-requirements.txt
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test lint format unit integration e2e schemas docs bench clean
+.PHONY: install run test lint format unit integration e2e deploy-test schemas docs bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+$(VENV)/.installed: uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml) $(UV_REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@# uv $(UV_VERSION), accepted only with one of the sha256 PyPI published (the image does the same)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(UV_REQUIREMENTS)
 	@UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --all-packages --quiet
 	@touch $@
 
@@ -30,6 +32,9 @@ integration: install
 
 e2e: install
 	$(PYTEST) tests/e2e
+
+deploy-test: install ## build the image and carry one invitation through the compose stack (needs Docker)
+	$(PYTEST) -rs tests/deploy/test_containers.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -23,7 +23,8 @@ GATEWAY = "http://localhost:8001"
 MAILPIT = "http://localhost:8025"
 ADMIN = {"login": "admin", "password": "dev-admin-password"}
 
-pytestmark = pytest.mark.containers
+# Building the image and starting every container takes far longer than the default timeout.
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]
 
 
 def engine_problem() -> str | None:
