@@ -17,7 +17,8 @@ from tests.deploy.support import DEPLOY, ROOT, load_json, objects
 
 DEPENDENCIES = DEPLOY / "k8s" / "dependencies"
 GUIDE = ROOT / "docs" / "production.md"
-NAMESPACE = "onboarding"
+# Apart from the services: their namespace denies by default and enforces "restricted".
+NAMESPACE = "onboarding-data"
 BROKER_USERS = {
     "onboarding-users",
     "onboarding-invitations",
