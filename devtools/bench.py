@@ -4,12 +4,15 @@ Measures, against the real RabbitMQ and PostgreSQL (BENCH_AMQP_URL, BENCH_DATABA
 default the local ones):
 1. the outbox relay alone: rows published with confirms per second;
 2. the whole invite flow in one process: addresses posted -> emails accepted by an SMTP sink
-   -> invitations marked sent, per second, with the peak memory of the process.
+   -> invitations marked sent, per second, with the peak memory of the process;
+3. the memory of the users service, started as its own process, under concurrent hostile and
+   largest-allowed avatar uploads, and whether it falls back afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import resource
 import socket
@@ -19,14 +22,21 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import asyncpg
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from faststream.rabbit import Channel, RabbitBroker
+from PIL import Image
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
@@ -45,6 +55,7 @@ from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.messaging.outbox import OutboxRelay, RelaySettings, outbox_row
 from onboarding_shared.messaging.publisher import RabbitPublisher
 from onboarding_shared.schema import migrate
+from onboarding_shared.settings import broker_user
 
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 ADMIN_URL = os.environ.get(
@@ -52,6 +63,10 @@ ADMIN_URL = os.environ.get(
 )
 OUTBOX_ROWS = int(os.environ.get("BENCH_OUTBOX_ROWS", "5000"))
 INVITATIONS = int(os.environ.get("BENCH_INVITATIONS", "2000"))
+AVATAR_UPLOADS = int(os.environ.get("BENCH_AVATAR_UPLOADS", "6"))
+# What the users service may reach while avatars are uploaded (issue 10: one 3 KB PNG took it
+# to 474 MB, six at once to 2.2 GB).
+AVATAR_RSS_CEILING_MB = 250
 # A key pair of this run only: the services verify the admin token the bench posts with.
 SIGNING_KEY = Ed25519PrivateKey.generate()
 INVITATION_TOKEN_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
@@ -60,6 +75,10 @@ INVITATION_TOKEN_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
 def public_key_pem() -> str:
     public = SIGNING_KEY.public_key()
     return public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def private_key_pem() -> str:
+    return SIGNING_KEY.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
 
 
 def admin_token() -> str:
@@ -131,7 +150,7 @@ async def bench_outbox_relay(database_url: str, exchange: str) -> float:
     relay = OutboxRelay(
         sessions,
         invitations_tables.outbox,
-        RabbitPublisher(broker, exchange, timeout=30),
+        RabbitPublisher(broker, exchange, timeout=30, user_id=broker_user(AMQP_URL)),
         RelaySettings(batch_size=250),
     )
     started = time.perf_counter()
@@ -212,6 +231,144 @@ async def bench_invite_flow(
     return INVITATIONS / posted, INVITATIONS / elapsed, peak_rss_mib()
 
 
+def png_bomb() -> bytes:
+    """5000x5000 pixels, 1 bit each, ~3 KB: under the old 25-megapixel limit."""
+    output = io.BytesIO()
+    Image.new("1", (5000, 5000)).save(output, format="PNG", optimize=True)
+    return output.getvalue()
+
+
+def largest_allowed_png() -> bytes:
+    """2000x2000 pixels (the default AVATAR_MAX_PIXELS) with a palette: the costliest decode
+    measured per pixel, since it is converted to RGBA and scaled premultiplied."""
+    image = Image.new("P", (2000, 2000))
+    image.putpalette([n % 256 for n in range(768)])
+    image.paste(7, (0, 0, 1000, 1000))
+    output = io.BytesIO()
+    image.save(output, format="PNG", optimize=True)
+    return output.getvalue()
+
+
+def process_memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (the peak so far) of a process, in MB."""
+    figures: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            figures[name] = int(value.split()[0]) * 1024 / 1_000_000
+    return figures
+
+
+async def upload_at_once(
+    client: httpx.AsyncClient, pid: int, path: str, upload: bytes
+) -> tuple[list[int], float]:
+    """The uploads, all at once, with the highest RSS sampled meanwhile (every 5 ms)."""
+    peak = 0.0
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process_memory_mb(pid)["VmRSS"])
+            await asyncio.sleep(0.005)
+
+    sampler = asyncio.create_task(sample())
+    responses = await asyncio.gather(
+        *(
+            client.put(path, files={"image": ("me.png", upload, "image/png")})
+            for _ in range(AVATAR_UPLOADS)
+        )
+    )
+    done.set()
+    await sampler
+    return [response.status_code for response in responses], peak
+
+
+async def bench_avatar_memory(database_url: str, exchange: str) -> list[str]:
+    """The users service as a real process (`onboarding-users serve --migrate`)."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "AMQP_URL": AMQP_URL,
+        "EVENTS_EXCHANGE": exchange,
+        "QUEUE_PREFIX": f"{exchange}.",
+        "QUEUE_EXPIRES_SECONDS": "60",
+        "USERS_DATABASE_URL": database_url,
+        "HTTP_PORT": str(port),
+        "AUTH_PRIVATE_KEY": private_key_pem(),
+        "AUTH_PUBLIC_KEY": public_key_pem(),
+        "ADMIN_USERNAME": "bench",
+        "ADMIN_EMAIL": "bench@example.com",
+        "ADMIN_PASSWORD": uuid.uuid4().hex,
+        "LOG_LEVEL": "WARNING",
+    }
+    script = Path(sys.executable).parent / "onboarding-users"
+    lines: list[str] = []
+    with TemporaryDirectory() as folder, (Path(folder) / "users.log").open("w+b") as log:
+        service = await asyncio.create_subprocess_exec(
+            str(script), "serve", "--migrate", env=environment, stdout=log, stderr=log
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            client = httpx.AsyncClient(
+                base_url=base, headers={"Authorization": f"Bearer {admin_token()}"}, timeout=120
+            )
+            async with client:
+                await wait_ready(client, service, log)
+                created = await client.post(
+                    "/api/v1/users",
+                    json={
+                        "email": "ada@example.com",
+                        "name": "Ada Lovelace",
+                        "username": "ada",
+                        "password": uuid.uuid4().hex + "-Aa1",
+                    },
+                )
+                if created.status_code != 201:
+                    raise RuntimeError(f"creating a user: {created.status_code} {created.text}")
+                path = f"/api/v1/users/{created.json()['id']}/avatar"
+                idle = process_memory_mb(service.pid)["VmRSS"]
+                lines.append(f"users service idle: {idle:.0f} MB RSS")
+                for label, upload in [
+                    ("5000x5000 1-bit PNGs (a decompression bomb)", png_bomb()),
+                    ("2000x2000 palette PNGs (the largest allowed)", largest_allowed_png()),
+                ]:
+                    codes, peak = await upload_at_once(client, service.pid, path, upload)
+                    await asyncio.sleep(5)
+                    after = process_memory_mb(service.pid)["VmRSS"]
+                    verdict = "within" if peak <= AVATAR_RSS_CEILING_MB else "OVER"
+                    lines.append(
+                        f"{AVATAR_UPLOADS} concurrent {label} of {len(upload) / 1000:.0f} KB, "
+                        f"answers {sorted(set(codes))}: peak {peak:.0f} MB RSS "
+                        f"({verdict} the {AVATAR_RSS_CEILING_MB} MB ceiling), "
+                        f"{after:.0f} MB 5 s later (idle {idle:.0f} MB)"
+                    )
+                hwm = process_memory_mb(service.pid)["VmHWM"]
+                lines.append(f"users service high-water mark over the run: {hwm:.0f} MB")
+        finally:
+            if service.returncode is None:
+                service.terminate()
+                await asyncio.wait_for(service.wait(), timeout=30)
+    return lines
+
+
+async def wait_ready(
+    client: httpx.AsyncClient, service: asyncio.subprocess.Process, log: Any, timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.returncode is not None:
+            log.seek(0)
+            raise RuntimeError(f"the users service exited:\n{log.read().decode()[-3000:]}")
+        try:
+            if (await client.get("/ready")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the users service was not ready within {timeout:.0f}s")
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -232,12 +389,14 @@ async def run_benchmarks(smtp_port: int) -> None:
         await create_database("outbox"),
         await create_database("inv"),
         await create_database("mail"),
+        await create_database("users"),
     ]
     try:
         relay_rate = await bench_outbox_relay(databases[0], f"{tag}.relay")
         api_rate, flow_rate, peak_mib = await bench_invite_flow(
             databases[1], databases[2], f"{tag}.events", smtp_port
         )
+        avatar_lines = await bench_avatar_memory(databases[3], f"{tag}.users")
     finally:
         await drop_databases(databases)
     print(f"outbox relay, {OUTBOX_ROWS} rows, confirms, PostgreSQL: {relay_rate:8.0f} events/s")
@@ -250,6 +409,8 @@ async def run_benchmarks(smtp_port: int) -> None:
         f"sent): {flow_rate:8.0f} invitations/s"
     )
     print(f"peak memory of the process running both services: {peak_mib:.0f} MiB")
+    for line in avatar_lines:
+        print(line)
 
 
 def main() -> None:

@@ -39,6 +39,8 @@ DEVELOPMENT_DEFAULTS = {
     "SMTP_PORT": "1025",
     "SMTP_TLS": "none",
     "SMTP_FROM": "Onboarding Dev <no-reply@localhost>",
+    # The development gateway, on loopback, says who the client is (X-Forwarded-For).
+    "TRUSTED_PROXIES": "127.0.0.1",
     "USERS_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/users.db",
     "INVITATIONS_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/invitations.db",
     "MAILER_DATABASE_URL": f"sqlite+aiosqlite:///{VAR}/mailer.db",

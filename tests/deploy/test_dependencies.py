@@ -24,6 +24,7 @@ BROKER_USERS = {
     "onboarding-invitations",
     "onboarding-mailer",
     "onboarding-auth-listener",
+    "onboarding-idp",
 }
 KEDA_USER = "onboarding-keda"
 # service -> PostgreSQL role and database (the *_DATABASE_URL of the README)
@@ -34,6 +35,7 @@ API_VERSIONS = {
     "RabbitmqCluster": "rabbitmq.com/v1beta1",
     "User": "rabbitmq.com/v1beta1",
     "Permission": "rabbitmq.com/v1beta1",
+    "TopicPermission": "rabbitmq.com/v1beta1",
     "Cluster": "postgresql.cnpg.io/v1",
     "Database": "postgresql.cnpg.io/v1",
     "Pooler": "postgresql.cnpg.io/v1",
@@ -134,6 +136,19 @@ def test_broker_users_match_the_definitions_and_keda_only_monitors() -> None:
             assert permission["permissions"][right] == defined[right], f"{name} {right}"
     # KEDA may enter the vhost and read queue lengths, and nothing else.
     assert set(permissions[KEDA_USER]["spec"]["permissions"].values()) == {"^$"}
+    # Which routing keys each may write (and read) on each exchange, as in the definitions.
+    topics = {
+        (t["spec"]["userReference"]["name"], t["spec"]["permissions"]["exchange"]): t["spec"]
+        for t in of_kind("TopicPermission").values()
+    }
+    assert {
+        key: (spec["permissions"]["write"], spec["permissions"]["read"])
+        for key, spec in topics.items()
+    } == {
+        (t["user"], t["exchange"]): (t["write"], t["read"])
+        for t in definitions["topic_permissions"]
+    }
+    assert all(spec["rabbitmqClusterReference"]["name"] == cluster for spec in topics.values())
 
 
 def test_postgres_is_three_instances_with_tls_backups_and_a_role_per_service() -> None:

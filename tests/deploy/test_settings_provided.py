@@ -6,6 +6,7 @@ without connecting to anything. A missing or invalid setting fails here, not at 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -206,3 +208,17 @@ def test_the_readme_creates_every_secret_key_production_needs() -> None:
 def test_every_development_target_signs_in_with_the_same_admin_password() -> None:
     compose = dict(next(c for c in compose_containers() if c.name == "users").environment)
     assert secret_data("development")["ADMIN_PASSWORD"] == compose["ADMIN_PASSWORD"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_service_believes_exactly_the_broker_user_each_service_connects_as(
+    target: str,
+) -> None:
+    # What each service connects as; the main container of each, as it serves.
+    serving = {
+        c.service: dict(c.environment) for c in containers(target) if c.command[-1] == "serve"
+    }
+    connects_as = {service: urlsplit(env["AMQP_URL"]).username for service, env in serving.items()}
+    for service, env in serving.items():
+        assert json.loads(env["PRODUCER_USERS"]) == connects_as, service
+    assert len(set(connects_as.values())) == len(SERVICES), "one broker user per service"

@@ -30,14 +30,15 @@ async def users_process(
     namespace: Namespace,
     smtp_server: SmtpServer,
     folder: Path,
-    trusted_proxies: str,
+    trusted_proxies: str | None,
 ) -> AsyncIterator[str]:
     urls = dict.fromkeys(("invitations", "mailer", "auth-listener"), "")
     urls["users"] = await databases.create("users")
     env = environment(amqp_url, namespace, smtp_server, urls) | {
-        "TRUSTED_PROXIES": trusted_proxies,
         "LOGIN_MAX_FAILURES_PER_ADDRESS": str(MAX_FAILURES_PER_ADDRESS),
     }
+    if trusted_proxies is not None:
+        env["TRUSTED_PROXIES"] = trusted_proxies
     process = ServiceProcess("users", env, folder).start()
     try:
         await asyncio.to_thread(process.wait_ready)
@@ -78,7 +79,9 @@ async def test_behind_a_trusted_proxy_each_client_is_throttled_on_its_own(
         assert await failed_login(client, "203.0.113.6", "somebody") == 401
 
 
+@pytest.mark.parametrize("trusted_proxies", [None, "192.0.2.1"], ids=["default", "another"])
 async def test_forwarded_addresses_from_anyone_else_are_ignored(
+    trusted_proxies: str | None,
     amqp_url: str,
     databases: DatabaseFactory,
     namespace: Namespace,
@@ -86,7 +89,9 @@ async def test_forwarded_addresses_from_anyone_else_are_ignored(
     tmp_path: Path,
 ) -> None:
     async with (
-        users_process(amqp_url, databases, namespace, smtp_server, tmp_path, "192.0.2.1") as url,
+        users_process(
+            amqp_url, databases, namespace, smtp_server, tmp_path, trusted_proxies
+        ) as url,
         httpx.AsyncClient(base_url=url) as client,
     ):
         await lock_out(client, "203.0.113.5")

@@ -19,6 +19,7 @@ from onboarding_shared.contract import EmailSent, UserActivated, new_event
 from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.messaging.outbox import OutboxRelay, RelaySettings, outbox_row
 from onboarding_shared.messaging.publisher import RabbitPublisher
+from onboarding_shared.settings import broker_user
 from tests.support.auth import admin_headers, verifier_settings
 from tests.support.broker import EventProbe, Namespace, eventually, publish_raw
 from tests.support.databases import DatabaseFactory
@@ -65,15 +66,24 @@ async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_
             assert response.status_code == 202
             await asyncio.sleep(1.5)  # the relay tries, and fails, meanwhile
             relay: OutboxRelay = client.app.state.runtime.relay  # type: ignore[attr-defined]
-            assert (await relay.stats()).pending == 2
-            assert probe.events("invitation.requested.v1") == []
+            # Each invitation: the public fact and the mailer's request.
+            assert (await relay.stats()).pending == 4
+            assert probe.events("invitation.issued.v1") == []
 
             await proxy.restore()
-            requested = await eventually(
-                lambda: len(probe.events("invitation.requested.v1")) == 2, timeout=60
+            published = await eventually(
+                lambda: (
+                    len(probe.events("invitation.requested.v2")) == 2
+                    and len(probe.events("invitation.issued.v1")) == 2
+                ),
+                timeout=60,
             )
-            assert requested
-            assert (await relay.stats()).pending == 0
+            assert published
+
+            async def drained() -> bool:
+                return (await relay.stats()).pending == 0
+
+            assert await eventually(drained, timeout=10)
 
             # The consumer reconnected too: an outcome published now is applied.
             invitation_id = response.json()["results"][0]["invitation_id"]
@@ -126,7 +136,9 @@ async def test_relay_replicas_share_the_outbox_and_publish_each_row_once(
     relays = []
     for broker in brokers:
         await broker.connect()
-        publisher = RabbitPublisher(broker, namespace.exchange, timeout=10)
+        publisher = RabbitPublisher(
+            broker, namespace.exchange, timeout=10, user_id=broker_user(amqp_url)
+        )
         relays.append(
             OutboxRelay(sessions, messaging.outbox, publisher, RelaySettings(batch_size=25))
         )

@@ -31,7 +31,7 @@ from users.entrypoints.subscribers import ACTIVATIONS_QUEUE
 
 pytestmark = pytest.mark.integration
 
-ROUTING_KEY = "invitation.requested.v1"
+ROUTING_KEY = "invitation.requested.v2"
 
 
 def sample(name: str, **labels: str) -> float:
@@ -120,9 +120,9 @@ async def test_emails_are_counted_by_kind_outcome_and_a_closed_set_of_reasons(
     smtp_server.handler.scripted_replies.append("550 5.1.1 <gone@example.com>: no such mailbox")
     async with in_process(create_mailer, settings):
         # One at a time: the scripted refusal goes to whichever email comes first.
-        await publish_raw(amqp_url, namespace.exchange, ROUTING_KEY, gone.to_json())
+        await publish_raw(amqp_url, f"{namespace.exchange}.mail", ROUTING_KEY, gone.to_json())
         await eventually(lambda: probe.events("email.failed.v1"), timeout=20)
-        await publish_raw(amqp_url, namespace.exchange, ROUTING_KEY, ada.to_json())
+        await publish_raw(amqp_url, f"{namespace.exchange}.mail", ROUTING_KEY, ada.to_json())
         await eventually(lambda: emails("invitation", "sent", "") == sent + 1, timeout=20)
 
     assert [str(m["To"]) for m in smtp_server.messages] == ["ada@example.com"]

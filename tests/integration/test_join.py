@@ -1,5 +1,5 @@
 """Joining through an invitation, against the real broker and PostgreSQL: the users service
-learns the invitation from InvitationRequested, the link makes one pending account (JSON or the
+learns the invitation from InvitationIssued, the link makes one pending account (JSON or the
 page's form) and UserCreated carries the invitation id; used, revoked, expired and unknown links
 are refused; a taken username is named; guessing links is throttled per client."""
 
@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from onboarding_shared.contract import InvitationRequested, InvitationRevoked, new_event
+from onboarding_shared.contract import InvitationIssued, InvitationRevoked, new_event
 from tests.support.broker import EventProbe, Namespace, eventually, publish_raw
 from tests.support.databases import DatabaseFactory
 from tests.support.services import in_process
@@ -44,15 +44,13 @@ class Joining:
     ) -> tuple[uuid.UUID, str]:
         invitation_id, token = uuid.uuid4(), secrets.token_urlsafe(32)
         await self.publish(
-            InvitationRequested(
+            InvitationIssued(
                 invitation_id=invitation_id,
                 email=email,
-                workspace_name="Acme Chat",
-                join_url=f"http://chat.acme.example/join/{token}",
                 expires_at=datetime.now(UTC) + expires_in,
                 token_hash=hash_link_token(token),
             ),
-            "invitation.requested.v1",
+            "invitation.issued.v1",
         )
         await self.grant_state(invitation_id, "open")
         return invitation_id, token
@@ -68,7 +66,7 @@ class Joining:
         )
         await self.grant_state(invitation_id, "revoked")
 
-    async def publish(self, data: InvitationRequested | InvitationRevoked, key: str) -> None:
+    async def publish(self, data: InvitationIssued | InvitationRevoked, key: str) -> None:
         event = new_event(data, producer="invitations")
         await publish_raw(self.amqp_url, self.namespace.exchange, key, event.to_json())
 

@@ -20,7 +20,7 @@ from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.integration
 
-ROUTING_KEY = "invitation.requested.v1"
+ROUTING_KEY = "invitation.requested.v2"
 
 
 @pytest.fixture
@@ -46,7 +46,9 @@ def handled(namespace: Namespace, outcome: str) -> float:
 async def publish(
     amqp_url: str, namespace: Namespace, body: bytes, message_id: str | None = None
 ) -> None:
-    await publish_raw(amqp_url, namespace.exchange, ROUTING_KEY, body, message_id=message_id)
+    await publish_raw(
+        amqp_url, f"{namespace.exchange}.mail", ROUTING_KEY, body, message_id=message_id
+    )
 
 
 async def test_a_duplicated_invitation_sends_exactly_one_email(

@@ -12,6 +12,7 @@ from faststream.rabbit import RabbitBroker
 
 from onboarding_shared.messaging.consumer import Delivery, ReliableConsumer
 from onboarding_shared.messaging.topology import Binding, ConsumerQueue, declare_consumer_queue
+from onboarding_shared.messaging.trust import BusIdentity
 from onboarding_shared.runtime import build_broker
 from onboarding_shared.settings import ServiceSettings
 from tests.support.broker import Namespace, drain, eventually, publish_raw
@@ -51,7 +52,8 @@ async def running(amqp_url: str, queue: ConsumerQueue, recorder: Recorder) -> Ra
         graceful_timeout_seconds=10,
     )
     broker = build_broker(settings, service="tests")
-    ReliableConsumer(queue, recorder, publish_timeout=5).subscribe(broker)
+    identity = BusIdentity(service="tests", broker_user=settings.broker_user)
+    ReliableConsumer(queue, recorder, publish_timeout=5).subscribe(broker, identity)
     connection = await broker.connect()
     async with connection.channel() as channel:
         await declare_consumer_queue(channel, queue)

@@ -93,7 +93,7 @@ async def test_an_invitation_is_one_trace_from_the_api_call_to_the_smtp_send(
     assert smtp.context.trace_id == trace_id, sorted(names)
     # Between the two: the relay's publish and the mailer's consumption; after them, the
     # EmailSent that went back to the invitations service.
-    requested = f"{namespace.exchange}.invitation.requested.v1"
+    requested = f"{namespace.exchange}.mail.invitation.requested.v2"
     sent = f"{namespace.exchange}.email.sent.v1"
     assert {f"{requested} publish", f"{requested} process", f"{sent} process"} <= names, names
     assert parents_of(smtp, in_trace)[-1] is request

@@ -13,6 +13,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from onboarding_shared.settings import broker_user
 from onboarding_shared.tools import parked
 
 # Every queue a service declares, without the prefix (tests/unit/test_topology_names.py keeps
@@ -55,7 +56,7 @@ class Namespace:
                     with contextlib.suppress(aio_pika.exceptions.AMQPError):
                         await channel.queue_delete(self.queue(base) + suffix)
             channel = await connection.channel()
-            for exchange in (self.exchange, f"{self.exchange}.dlx"):
+            for exchange in (self.exchange, f"{self.exchange}.dlx", f"{self.exchange}.mail"):
                 try:
                     await channel.exchange_delete(exchange)
                 except aio_pika.exceptions.AMQPError:
@@ -64,7 +65,7 @@ class Namespace:
 
 @dataclass
 class EventProbe:
-    """Binds a private queue to the events exchange and keeps every message it sees."""
+    """Binds a private queue to the events and mail exchanges; keeps every message it sees."""
 
     amqp_url: str
     exchange: str
@@ -75,11 +76,13 @@ class EventProbe:
     async def start(self) -> EventProbe:
         self._connection = await aio_pika.connect_robust(self.amqp_url)
         channel = await self._connection.channel()
-        exchange = await channel.declare_exchange(
-            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, self.routing_key)
+        # The mail exchange too: what only the mailer reads in production, tests look at.
+        for name in (self.exchange, f"{self.exchange}.mail"):
+            exchange = await channel.declare_exchange(
+                name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            await queue.bind(exchange, self.routing_key)
         await queue.consume(self._keep, no_ack=True)
         return self
 
@@ -106,7 +109,10 @@ async def publish_raw(
     *,
     message_id: str | None = None,
     content_type: str = "application/json",
+    user_id: str | None = None,
 ) -> None:
+    """Publish ``body`` naming ``user_id`` (the broker refuses any but the connection's own);
+    by default the connection's user, as our services do, so consumers trust it like theirs."""
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -117,6 +123,7 @@ async def publish_raw(
                 message_id=message_id or str(uuid.uuid4()),
                 content_type=content_type,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=user_id or broker_user(amqp_url),
             ),
             routing_key=routing_key,
             mandatory=True,

@@ -46,6 +46,14 @@ def decompression_bomb(width: int = 60_000, height: int = 60_000) -> bytes:
     )
 
 
+def one_bit_png(width: int = 5000, height: int = 5000) -> bytes:
+    """A real, valid PNG of one colour, 1 bit a pixel: 5000x5000 is 25 megapixels in ~3 KB,
+    and cost hundreds of MB once decoded and converted to RGBA at full size."""
+    output = io.BytesIO()
+    Image.new("1", (width, height)).save(output, format="PNG", optimize=True)
+    return output.getvalue()
+
+
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 HTML = b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>"
 # An HTML page that starts like a GIF: the signature passes, decoding must not.

@@ -117,6 +117,7 @@ async def start_public_system(
         "STATUS_INTERVAL_SECONDS": "1",
         "RETRY_DELAYS_SECONDS": "[0.5, 1]",
         "INVITATION_TOKEN_SECRET": INVITATION_TOKEN_SECRET,
+        "TRUSTED_PROXIES": "127.0.0.1",  # the gateway
         **auth.environment(),
     }
     if smtp:

@@ -18,7 +18,7 @@ from invitations import bootstrap as invitations
 from invitations.settings import InvitationsSettings
 from mailer import bootstrap as mailer
 from mailer.settings import MailerSettings
-from onboarding_shared.contract import ALL_EVENTS, MailerStatus
+from onboarding_shared.contract import ALL_EVENTS, MailerStatus, mail_exchange_for
 from onboarding_shared.contract.asyncapi import (
     ServiceEvents,
     combined_document,
@@ -85,27 +85,30 @@ def test_every_event_has_a_publisher_and_every_channel_is_an_amqp_routing_key() 
         assert channel["address"] == key
         amqp = channel["bindings"]["amqp"]
         assert amqp["is"] == "routingKey"
+        model = next(m for m in ALL_EVENTS if m.spec.routing_key == key)
+        # No vhost pinned: it is the servers' {vhost} variable.
         assert amqp["exchange"] == {
-            "name": "onboarding.events",
+            "name": model.spec.exchange("onboarding.events"),
             "type": "topic",
             "durable": True,
             "autoDelete": False,
-            "vhost": "/",
         }
+    assert document["servers"]["rabbitmq"]["pathname"] == "/{vhost}"
 
 
 def test_a_service_document_holds_only_its_own_events() -> None:
     document = service_document(mailer.EVENTS, exchange="acme.events")
     assert set(document["channels"]) == {
-        "invitation.requested.v1",
-        "user.welcome_email_requested.v1",
+        "invitation.requested.v2",
+        "user.welcome_email_requested.v2",
         "email.sent.v1",
         "email.failed.v1",
         "mailer.status.v1",
+        "event.rejected.v1",
     }
     assert {op["action"] for op in document["operations"].values()} == {"send", "receive"}
     exchanges = {c["bindings"]["amqp"]["exchange"]["name"] for c in document["channels"].values()}
-    assert exchanges == {"acme.events"}
+    assert exchanges == {"acme.events", "acme.events.mail"}
 
 
 def settings_of(service: str) -> Any:
@@ -130,11 +133,12 @@ def app_of(module: Any) -> FastAPI:
 def test_declared_receives_are_what_the_consumers_are_bound_to(module: Any) -> None:
     app = app_of(module)
     events: ServiceEvents = module.EVENTS
+    ours = {None, mail_exchange_for(NAMESPACE.exchange)}
     bound = {
         binding.routing_key
         for consumer in app.state.runtime.consumers
         for binding in consumer.queue.bindings
-        if binding.exchange is None
+        if binding.exchange in ours
     }
     declared = {model.spec.routing_key for model in events.receives}
     # MailerStatus arrives through the heartbeat watcher's own queue, not a ReliableConsumer.

@@ -28,8 +28,11 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 def test_every_routing_key_is_name_dot_major_version() -> None:
     keys = {model.spec.routing_key for model in ALL_EVENTS}
     assert {
-        "invitation.requested.v1",
+        "invitation.issued.v1",
+        "invitation.requested.v2",
         "invitation.revoked.v1",
+        "user.welcome_email_requested.v2",
+        "event.rejected.v1",
         "email.sent.v1",
         "email.failed.v1",
         "user.created.v1",
@@ -56,7 +59,7 @@ def test_the_envelope_carries_every_required_field() -> None:
         "data",
     }
     assert wire["event_type"] == "InvitationRequested"
-    assert wire["event_version"] == 1
+    assert wire["event_version"] == 2
     assert wire["occurred_at"].endswith("Z")
     assert uuid.UUID(wire["event_id"])
 
@@ -111,3 +114,25 @@ def test_a_schema_pins_the_event_type_and_version() -> None:
     assert schema["properties"]["event_type"]["const"] == "UserActivated"
     assert schema["properties"]["event_version"]["const"] == 1
     assert "user.activated.v1" in schema["description"]
+
+
+def test_links_travel_only_on_the_mail_exchange_and_every_key_names_its_producer() -> None:
+    for model in ALL_EVENTS:
+        fields = set(model.model_fields)
+        carries_a_link = bool(fields & {"join_url", "set_password_url"})
+        assert model.spec.mail_only == carries_a_link, model.spec.routing_key
+        assert model.spec.exchange("onboarding.events") == (
+            "onboarding.events.mail" if carries_a_link else "onboarding.events"
+        )
+    open_keys = {m.spec.routing_key for m in ALL_EVENTS if m.spec.producer is None}
+    assert open_keys == {"user.logged_in.v1"}
+
+
+def test_a_login_schema_requires_an_identifier_as_the_service_does() -> None:
+    schema = json.loads((SCHEMAS / "user.logged_in.v1.json").read_text())
+    data = schema["$defs"]["UserLoggedIn"]
+    assert [branch["required"] for branch in data["anyOf"]] == [
+        ["user_id"],
+        ["email"],
+        ["username"],
+    ]

@@ -211,7 +211,23 @@ async def test_resend_keeps_the_link_while_unexpired_and_renews_it_after() -> No
     )
     first, same, renewed = (e.data for e in uow.events("InvitationRequested"))
     assert same.join_url == first.join_url and same.expires_at == first.expires_at
-    assert renewed.join_url != first.join_url and renewed.token_hash != first.token_hash
+    assert renewed.join_url != first.join_url
+    # The public fact follows each send, with the hash the join page will check.
+    issued = [e.data for e in uow.events("InvitationIssued")]
+    assert [i.expires_at for i in issued] == [first.expires_at, same.expires_at, renewed.expires_at]
+    assert issued[0].token_hash == issued[1].token_hash != issued[2].token_hash
+
+
+async def test_the_public_fact_carries_no_link_and_the_link_goes_to_the_mailer_only() -> None:
+    uow = FakeUnitOfWork()
+    [result] = await invite(uow, "ada@example.com")
+    [issued] = uow.events("InvitationIssued")
+    [requested] = uow.events("InvitationRequested")
+    token = requested.data.join_url.rsplit("/", 1)[1]
+    assert token not in issued.to_json().decode()
+    assert "join_url" not in issued.data.model_dump()
+    assert issued.data.token_hash == uow.invitations.rows[result.invitation_id].token_hash
+    assert requested.data.spec.mail_only and not issued.data.spec.mail_only
 
 
 async def test_revoking_emits_the_revocation_once_and_forbids_resending() -> None:

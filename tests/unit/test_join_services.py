@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from onboarding_shared.contract import InvitationRequested, InvitationRevoked, new_event
+from onboarding_shared.contract import InvitationIssued, InvitationRevoked, new_event
 from tests.support.fake_users import FakeHasher, FakeUsersUnitOfWork
 from users.domain.invitations import GrantState, LinkProblem
 from users.domain.model import User, UserStatus
@@ -33,18 +33,16 @@ FORM = JoinForm(name="Ada Lovelace", username="ada", password="Analytical-engine
 
 def requested(
     invitation_id: uuid.UUID, token: str = TOKEN, expires_at: datetime = NOW + timedelta(days=7)
-) -> InvitationRequested:
-    return InvitationRequested(
+) -> InvitationIssued:
+    return InvitationIssued(
         invitation_id=invitation_id,
         email="Ada@Example.com",
-        workspace_name="Acme Chat",
-        join_url=f"https://chat.acme.test/join/{token}",
         expires_at=expires_at,
         token_hash=hash_link_token(token),
     )
 
 
-async def invite(uow: FakeUsersUnitOfWork, data: InvitationRequested) -> None:
+async def invite(uow: FakeUsersUnitOfWork, data: InvitationIssued) -> None:
     await services.record_invitation(uow, new_event(data, producer="invitations"))
 
 

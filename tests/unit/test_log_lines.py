@@ -8,7 +8,6 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -24,10 +23,12 @@ from onboarding_shared.messaging.consumer import Delivery, ReliableConsumer
 from onboarding_shared.messaging.outbox import OutboxRelay, define_outbox_table, outbox_row
 from onboarding_shared.messaging.publisher import OutgoingMessage
 from onboarding_shared.messaging.topology import Binding, ConsumerQueue
+from onboarding_shared.messaging.trust import VERIFIED_SENDER_HEADER, BusIdentity
 from onboarding_shared.observability import configure_logging
 from onboarding_shared.runtime import CORRELATION_HEADER, CorrelationMiddleware
 from tests.support.auth import mint_token
 from tests.support.factories import invitation_requested
+from tests.support.fake_rabbit import FakeBroker, FakeRabbitMessage
 
 JWT = mint_token()
 JOIN_TOKEN = "Zq8XkP3mN1rT5vW7yA9bC2dE4fG6hJ8kL0mN2pQ4rS6"
@@ -63,40 +64,6 @@ def assert_no_secret(buffer: io.StringIO, *bodies: Envelope[Any]) -> None:
     assert not [b for b in bodies if str(b.data.invitation_id) in text], "a body was logged"
 
 
-@dataclass
-class RawMessage:
-    routing_key: str = "invitation.requested.v1"
-    exchange: str = "onboarding.events"
-    type: str = "InvitationRequested"
-
-
-@dataclass
-class FakeRabbitMessage:
-    """What ReliableConsumer reads from FastStream's message."""
-
-    body: bytes
-    message_id: str
-    correlation_id: str
-    headers: dict[str, Any] = field(default_factory=dict)
-    content_type: str = "application/json"
-    raw_message: RawMessage = field(default_factory=RawMessage)
-    settled: list[str] = field(default_factory=list)
-
-    async def ack(self) -> None:
-        self.settled.append("ack")
-
-    async def nack(self, requeue: bool = True) -> None:
-        self.settled.append("nack")
-
-
-class FakeBroker:
-    def __init__(self) -> None:
-        self.published: list[dict[str, Any]] = []
-
-    async def publish(self, body: bytes, **options: Any) -> None:
-        self.published.append(options)
-
-
 class Login(BaseModel):
     password: str
     age: int
@@ -110,9 +77,10 @@ async def failing_handler(body: bytes, delivery: Delivery) -> None:
 
 
 def consumer(broker: FakeBroker) -> ReliableConsumer:
-    queue = ConsumerQueue("mailer.invitations", (Binding("invitation.requested.v1"),))
+    queue = ConsumerQueue("mailer.invitations", (Binding("invitation.requested.v2"),))
     subject = ReliableConsumer(queue, failing_handler)
     subject._broker = broker  # type: ignore[assignment]
+    subject._identity = BusIdentity(service="mailer", broker_user="guest")
     return subject
 
 
@@ -127,24 +95,30 @@ async def test_consumer_lines_carry_the_event_and_correlation_ids_and_no_secret(
             body=event.to_json(),
             message_id=str(event.event_id),
             correlation_id=event.correlation_id,
-            headers={"x-attempt": attempt},
+            headers={"x-attempt": attempt, VERIFIED_SENDER_HEADER: "guest"},
         )
         await subject.process(message)  # type: ignore[arg-type]
         assert message.settled == ["ack"]
 
     records = lines(log_output)
-    assert {r["event"] for r in records} >= {
-        "message failed; retrying later",
-        "message failed on its last attempt; parking it",
-        "message parked",
-    }
+    # The ValidationError is the input's fault: parked at once, not retried.
+    assert {r["event"] for r in records} >= {"message failed; retrying later", "message parked"}
     for record in records:
         assert record["event_id"] == str(event.event_id)
         assert record["correlation_id"] == event.correlation_id
         assert record["service"] == "tests"
     assert_no_secret(log_output, event)
-    forwarded_headers = json.dumps([options["headers"] for options in broker.published])
+    forwarded_headers = json.dumps([options.get("headers") for options in broker.published])
     assert JWT not in forwarded_headers and PASSWORD not in forwarded_headers
+    # The rejection announced to publishers names the event, not its content.
+    [rejected] = [
+        json.loads(o["body"])
+        for o in broker.published
+        if o.get("routing_key") == ("event.rejected.v1")
+    ]
+    assert rejected["data"]["event_id"] == str(event.event_id)
+    assert rejected["data"]["producer"] == "guest"
+    assert JOIN_TOKEN not in json.dumps(rejected) and PASSWORD not in json.dumps(rejected)
 
 
 class RefusingPublisher:

@@ -37,6 +37,7 @@ from users.service_layer.services import (
 from users.service_layer.unit_of_work import DuplicateField
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+CLIENT = "203.0.113.9"
 
 
 async def create(
@@ -244,7 +245,14 @@ async def test_a_set_password_link_works_once() -> None:
 
     async def use(password: str) -> User:
         return await services.set_password_with_link(
-            uow, token, password, policy=POLICY, hasher=FakeHasher(), now=NOW
+            uow,
+            token,
+            password,
+            policy=POLICY,
+            hasher=FakeHasher(),
+            address=CLIENT,
+            throttling=THROTTLING,
+            now=NOW,
         )
 
     with pytest.raises(InvalidFields):
@@ -269,8 +277,34 @@ async def test_an_expired_link_is_refused() -> None:
             "Chosen-password-7",
             policy=POLICY,
             hasher=FakeHasher(),
+            address=CLIENT,
+            throttling=THROTTLING,
             now=NOW + timedelta(hours=73),
         )
+
+
+async def test_guessing_set_password_links_is_throttled_per_client_address() -> None:
+    uow = FakeUsersUnitOfWork()
+
+    async def guess(address: str) -> None:
+        await services.set_password_with_link(
+            uow,
+            "a-guessed-token-" + "x" * 30,
+            "Chosen-password-7",
+            policy=POLICY,
+            hasher=FakeHasher(),
+            address=address,
+            throttling=THROTTLING,
+            now=NOW,
+        )
+
+    for _ in range(THROTTLING.max_join_failures_per_address):
+        with pytest.raises(InvalidLink):
+            await guess(CLIENT)
+    with pytest.raises(LoginThrottled):
+        await guess(CLIENT)
+    with pytest.raises(InvalidLink):  # another client is not held up
+        await guess("198.51.100.7")
 
 
 async def test_activation_is_applied_once_and_announced() -> None:

@@ -18,6 +18,12 @@ MESSAGES_HANDLED = Counter(
     "Messages settled by a consumer, by queue and outcome (handled, retried, parked).",
     ["queue", "outcome"],
 )
+MESSAGES_REJECTED = Counter(
+    "onboarding_messages_rejected_total",
+    "Messages parked by a consumer, by queue and by the broker user that published them "
+    "(empty when it gave none): a publisher's rejection rate.",
+    ["queue", "producer"],
+)
 OUTBOX_PENDING = Gauge("onboarding_outbox_pending", "Outbox rows not yet published.")
 OUTBOX_OLDEST_PENDING_AGE = Gauge(
     "onboarding_outbox_oldest_pending_age_seconds",

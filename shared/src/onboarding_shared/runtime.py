@@ -25,9 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from onboarding_shared.auth import TokenVerificationSettings
+from onboarding_shared.body_limit import BodyLimitMiddleware, route_limits
+from onboarding_shared.contract import mail_exchange_for
 from onboarding_shared.contract.asyncapi import ServiceEvents, service_document
 from onboarding_shared.correlation import use_correlation_id
 from onboarding_shared.db import create_engine, session_factory
+from onboarding_shared.http_errors import answer_validation_errors_without_input
 from onboarding_shared.messaging.consumer import ReliableConsumer
 from onboarding_shared.messaging.outbox import OutboxRelay
 from onboarding_shared.messaging.publisher import RabbitPublisher
@@ -36,6 +39,7 @@ from onboarding_shared.messaging.topology import (
     declare_consumer_queue,
     declare_events_exchange,
 )
+from onboarding_shared.messaging.trust import BusIdentity
 from onboarding_shared.observability import (
     OUTBOX_OLDEST_PENDING_AGE,
     OUTBOX_PENDING,
@@ -111,6 +115,8 @@ class ServiceRuntime:
     background: list[BackgroundJob] = field(default_factory=list)
     # Run once, in order, before anything consumes or serves (e.g. seeding the first account).
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Whether it publishes mailer-only requests: then it makes sure their exchange exists.
+    publishes_mail: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -123,7 +129,10 @@ class ServiceRuntime:
         sessions = session_factory(engine)
         broker = build_broker(settings, service=service)
         publisher = RabbitPublisher(
-            broker, settings.events_exchange, timeout=settings.publish_timeout_seconds
+            broker,
+            settings.events_exchange,
+            timeout=settings.publish_timeout_seconds,
+            user_id=settings.broker_user,
         )
         relay = OutboxRelay(sessions, tables.outbox, publisher, settings.relay)
         runtime = cls(service, settings, engine, sessions, broker, publisher, relay)
@@ -136,6 +145,14 @@ class ServiceRuntime:
         )
         return runtime
 
+    @property
+    def identity(self) -> BusIdentity:
+        return BusIdentity(
+            service=self.service,
+            broker_user=self.settings.broker_user,
+            producer_users=self.settings.producer_users,
+        )
+
     async def refresh_outbox_gauges(self) -> None:
         stats = await self.relay.stats()
         OUTBOX_PENDING.set(stats.pending)
@@ -145,7 +162,7 @@ class ServiceRuntime:
         for step in self.startup:
             await step()
         for consumer in self.consumers:
-            consumer.subscribe(self.broker)
+            consumer.subscribe(self.broker, self.identity)
         try:
             connection = await self.broker.connect()
         except (AMQPConnectionError, OSError) as error:
@@ -155,6 +172,10 @@ class ServiceRuntime:
             ) from None
         async with connection.channel() as channel:
             await declare_events_exchange(channel, self.settings.events_exchange)
+            if self.publishes_mail:
+                await declare_events_exchange(
+                    channel, mail_exchange_for(self.settings.events_exchange)
+                )
             for queue in [consumer.queue for consumer in self.consumers] + self.dormant_queues:
                 await declare_consumer_queue(channel, queue)
         await self.broker.start()
@@ -223,8 +244,16 @@ def create_http_app(
         finally:
             await runtime.stop()
 
+    if events is not None:
+        runtime.publishes_mail = any(event.spec.mail_only for event in events.sends)
     app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=runtime.settings.max_body_bytes,
+        overrides=route_limits(routers, runtime.settings),
+    )
     app.add_middleware(CorrelationMiddleware)
+    answer_validation_errors_without_input(app)
     app.state.runtime = runtime
     if isinstance(runtime.settings, TokenVerificationSettings):
         app.state.token_verifier = runtime.settings.token_verifier()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,12 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(ge=1, le=65535)
     http_host: str = "127.0.0.1"
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    producer_users: dict[str, str] = Field(
+        default_factory=dict,
+        description='The broker user of each service, as JSON ({"users": "onboarding-users", '
+        "...}): an event one service alone produces is acted on only when that user published "
+        "it. A service not named is trusted as the user this process connects as.",
+    )
     events_exchange: str = Field(default=EVENTS_EXCHANGE, min_length=1, max_length=200)
     queue_prefix: str = Field(default="", max_length=100, description="Prepended to queue names.")
     queue_expires_seconds: int | None = Field(
@@ -44,10 +50,18 @@ class ServiceSettings(BaseSettings):
         default=5.0, gt=0, le=300, description="How often gauges read from the database refresh."
     )
     trusted_proxies: str = Field(
-        default="127.0.0.1",
+        default="",
         description="Comma-separated addresses or CIDR ranges of the reverse proxies (gateway, "
         "ingress controller) whose X-Forwarded-For and X-Forwarded-Proto are believed. The "
-        "client address the login and join throttles count comes from it.",
+        "client address the throttles count comes from it. Empty: nobody's, so a client "
+        "cannot dodge a throttle by claiming another address.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=100 * 1024 * 1024,
+        description="The largest request body accepted (413 beyond it, before reading more); "
+        "routes that take uploads have their own limit.",
     )
     schema_wait_seconds: float = Field(
         default=300.0,
@@ -102,6 +116,10 @@ class ServiceSettings(BaseSettings):
         return self
 
     @property
+    def broker_user(self) -> str:
+        return broker_user(self.amqp_url)
+
+    @property
     def relay(self) -> RelaySettings:
         return RelaySettings(
             batch_size=self.outbox_batch_size, poll_interval=self.outbox_poll_interval_seconds
@@ -134,6 +152,11 @@ def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
             name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
             print(f"invalid setting {name}: {problem['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def broker_user(amqp_url: str) -> str:
+    """The user a connection to ``amqp_url`` logs in as (AMQP's default when none is given)."""
+    return unquote(urlsplit(amqp_url).username or "guest")
 
 
 def redact_url(url: str) -> str:

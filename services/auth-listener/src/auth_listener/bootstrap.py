@@ -13,7 +13,13 @@ from auth_listener.entrypoints import subscribers
 from auth_listener.entrypoints.housekeeping import forget_stale_logins
 from auth_listener.settings import AuthListenerSettings
 from auth_listener.wiring import AuthListenerContext
-from onboarding_shared.contract import UserActivated, UserCreated, UserLoggedIn, UserUpdated
+from onboarding_shared.contract import (
+    EventRejected,
+    UserActivated,
+    UserCreated,
+    UserLoggedIn,
+    UserUpdated,
+)
 from onboarding_shared.contract.asyncapi import ServiceEvents
 from onboarding_shared.runtime import ServiceRuntime, create_http_app
 
@@ -21,7 +27,7 @@ SERVICE = "auth-listener"
 MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
-    sends=(UserActivated,),
+    sends=(UserActivated, EventRejected),
     receives=(UserCreated, UserUpdated, UserLoggedIn),
     description="Turns a pending account's first login into UserActivated. Also reads "
     "Keycloak's own LOGIN events when KEYCLOAK_EVENTS_ENABLED (not part of this contract).",

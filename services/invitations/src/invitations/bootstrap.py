@@ -18,6 +18,8 @@ from invitations.wiring import InvitationsContext
 from onboarding_shared.contract import (
     EmailFailed,
     EmailSent,
+    EventRejected,
+    InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
     MailerStatus,
@@ -32,7 +34,7 @@ SERVICE = "invitations"
 MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
-    sends=(InvitationRequested, InvitationRevoked),
+    sends=(InvitationIssued, InvitationRequested, InvitationRevoked, EventRejected),
     receives=(EmailSent, EmailFailed, UserCreated, UserUpdated, MailerStatus),
     description="Invitations: emails them through the mailer, follows their outcomes, "
     "and accepts them when the invited person's account is created.",
@@ -64,7 +66,7 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
         mailer_status=MailerStatusWatcher(settings.events_exchange, service=SERVICE),
     )
     runtime.consumers.extend(subscribers.consumers(context))
-    context.mailer_status.subscribe(runtime.broker)
+    context.mailer_status.subscribe(runtime.broker, runtime.identity)
     runtime.background.append(
         periodic(
             settings.metrics_refresh_seconds,

@@ -18,6 +18,7 @@ from mailer.wiring import MailerContext
 from onboarding_shared.contract import (
     EmailFailed,
     EmailSent,
+    EventRejected,
     InvitationRequested,
     MailerStatus,
     WelcomeEmailRequested,
@@ -29,7 +30,7 @@ SERVICE = "mailer"
 MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
-    sends=(EmailSent, EmailFailed, MailerStatus),
+    sends=(EmailSent, EmailFailed, MailerStatus, EventRejected),
     receives=(InvitationRequested, WelcomeEmailRequested),
     description="The mailer: sends the emails asked for, reports each outcome, and tells "
     "every service by heartbeat whether it can send.",

@@ -9,7 +9,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from onboarding_shared.contract import (
-    InvitationRequested,
+    EventRejected,
+    InvitationIssued,
     InvitationRevoked,
     MailerStatus,
     UserActivated,
@@ -40,8 +41,8 @@ SERVICE = "users"
 MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
-    sends=(UserCreated, UserUpdated, UserLoggedIn, WelcomeEmailRequested),
-    receives=(UserActivated, MailerStatus, InvitationRequested, InvitationRevoked),
+    sends=(UserCreated, UserUpdated, UserLoggedIn, WelcomeEmailRequested, EventRejected),
+    receives=(UserActivated, MailerStatus, InvitationIssued, InvitationRevoked),
     description="Accounts: created by admins or by joining, logins, activation.",
 )
 
@@ -50,7 +51,7 @@ def create_app(settings: UsersSettings) -> FastAPI:
     orm.map_domain()
     runtime = ServiceRuntime.create(SERVICE, settings, orm.messaging)
     mailer_status = MailerStatusWatcher(settings.events_exchange, service=SERVICE)
-    mailer_status.subscribe(runtime.broker)
+    mailer_status.subscribe(runtime.broker, runtime.identity)
     context = UsersContext(
         settings=settings,
         uow=partial(
@@ -78,6 +79,7 @@ def create_app(settings: UsersSettings) -> FastAPI:
             max_bytes=settings.avatar_max_bytes,
             max_pixels=settings.avatar_max_pixels,
             size=settings.avatar_size,
+            max_concurrent=settings.avatar_max_concurrent_decodes,
         ),
         smtp_status=HeartbeatSmtpStatus(mailer_status),
     )

@@ -66,8 +66,14 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings):
     )
 
     avatar_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
-    avatar_max_pixels: int = Field(default=25_000_000, ge=1, le=100_000_000)
+    # Checked on the image's header before decoding. A decode costs up to ~11 bytes a pixel
+    # (a palette PNG converted and scaled), and a 3 KB PNG can claim 25 megapixels: a few
+    # megapixels are plenty for a 256-pixel square and keep a decode near 45 MB.
+    avatar_max_pixels: int = Field(default=4_000_000, ge=1, le=100_000_000)
     avatar_size: int = Field(default=256, ge=32, le=1024)
+    avatar_max_concurrent_decodes: int = Field(
+        default=2, ge=1, le=64, description="Avatar uploads decoded at once; the rest wait."
+    )
 
     @field_validator("public_url", "chat_url")
     @classmethod

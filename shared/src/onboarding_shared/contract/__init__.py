@@ -1,17 +1,20 @@
-"""The public event contract, version 1.
+"""The public event contract.
 
-Every message on the ``onboarding.events`` exchange is one :class:`Envelope` whose
-``data`` is one of the models below. The routing key is ``<name>.v<major>``.
+Every message on the ``onboarding.events`` exchange (and on its mailer-only companion,
+``onboarding.events.mail``) is one :class:`Envelope` whose ``data`` is one of the models below.
+The routing key is ``<name>.v<major>``.
 Consumers ignore unknown fields, so producers may add optional fields within a major
 version; anything else is a new major version with a new routing key.
 """
 
-from onboarding_shared.contract.envelope import Envelope, EventSpec, new_event
+from onboarding_shared.contract.envelope import Envelope, EventSpec, mail_exchange_for, new_event
 from onboarding_shared.contract.events import (
     ALL_EVENTS,
     EmailFailed,
     EmailKind,
     EmailSent,
+    EventRejected,
+    InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
     MailerStatus,
@@ -22,6 +25,7 @@ from onboarding_shared.contract.events import (
     UserUpdated,
     WelcomeEmailRequested,
     spec_for,
+    spec_for_routing_key,
     spec_for_type,
 )
 
@@ -31,7 +35,9 @@ __all__ = [
     "EmailKind",
     "EmailSent",
     "Envelope",
+    "EventRejected",
     "EventSpec",
+    "InvitationIssued",
     "InvitationRequested",
     "InvitationRevoked",
     "MailerStatus",
@@ -41,7 +47,9 @@ __all__ = [
     "UserStatus",
     "UserUpdated",
     "WelcomeEmailRequested",
+    "mail_exchange_for",
     "new_event",
     "spec_for",
+    "spec_for_routing_key",
     "spec_for_type",
 ]

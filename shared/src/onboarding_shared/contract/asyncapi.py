@@ -25,28 +25,74 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onboarding_shared.contract.envelope import EventData, envelope_schema
-from onboarding_shared.contract.events import ALL_EVENTS, UserLoggedIn
+from onboarding_shared.contract.envelope import EventData, envelope_schema, mail_exchange_for
+from onboarding_shared.contract.events import ALL_EVENTS, EventRejected, UserLoggedIn
 from onboarding_shared.messaging.topology import EVENTS_EXCHANGE
 
 ASYNCAPI_VERSION = "3.0.0"
-CONTRACT_VERSION = "1.0.0"
+# The version of the whole contract (`info.version`), as docs/contract.md defines it: major when
+# a routing key is retired, minor when an event, a routing key or an optional field is added,
+# patch when only descriptions change. 2.0.0 retired invitation.requested.v1 and
+# user.welcome_email_requested.v1.
+CONTRACT_VERSION = "2.0.0"
 AMQP_BINDING_VERSION = "0.3.0"
 CONTENT_TYPE = "application/json"
 PERSISTENT = 2  # AMQP delivery mode
 
 _CONTRACT_RULES = (
     "Every event is a JSON envelope published to the durable topic exchange `{exchange}` "
-    "with the routing key `<name>.v<major>`, persistent, with the AMQP message_id equal to "
-    "the envelope's `event_id` and content type `application/json`. Delivery is at least "
-    "once: consumers deduplicate on `event_id` and ignore fields they do not know. Producers "
-    "may add optional fields within a major version; anything else is a new major version "
-    "with a new routing key."
+    "(mailer-only requests, which carry links, to `{mail_exchange}`, which only the mailer "
+    "may read) with the routing key `<name>.v<major>`, persistent, with the AMQP message_id "
+    "equal to the envelope's `event_id`, content type `application/json` and user_id the "
+    "publisher's broker user. An event that one service alone produces is acted on only when "
+    "the broker vouches (user_id) that this service's broker user sent it; only "
+    "`user.logged_in.v1` is open to outside publishers. A consumer that cannot act on a "
+    "message parks it with a reason and announces it as `event.rejected.v1`. Delivery is at "
+    "least once and in no guaranteed order: consumers deduplicate on `event_id` and ignore "
+    "fields they do not know. Producers may add optional fields within a major version; "
+    "anything else is a new major version with a new routing key, published beside the old "
+    "one until the old one is retired. `info.version` is the version of this whole contract: "
+    "major when a routing key is retired, minor when something is added. Servers: the "
+    "exchanges live in the virtual host the operators give you (`{{vhost}}`). The policy in "
+    "full: docs/contract.md."
 )
 
 
 def contract_rules(exchange: str) -> str:
-    return _CONTRACT_RULES.format(exchange=exchange)
+    return _CONTRACT_RULES.format(exchange=exchange, mail_exchange=mail_exchange_for(exchange))
+
+
+# Where the exchanges are: the broker's address and virtual host are the deployment's, so both
+# are variables (AsyncAPI server variables), never a fixed host or vhost `/`.
+_VHOST = {
+    "default": "%2F",
+    "description": "The virtual host, URL-encoded as in an AMQP URL's path: `%2F` is the "
+    "default vhost `/`. Ask the broker's operators which one the onboarding exchanges are in.",
+    "examples": ["%2F", "onboarding"],
+}
+
+
+def _server(protocol: str, port: int, description: str) -> dict[str, Any]:
+    return {
+        "host": "{host}",
+        "protocol": protocol,
+        "pathname": "/{vhost}",
+        "description": description,
+        "variables": {
+            "host": {
+                "default": f"localhost:{port}",
+                "description": "The broker's host and port.",
+                "examples": [f"localhost:{port}", f"rabbitmq.example.net:{port}"],
+            },
+            "vhost": _VHOST,
+        },
+    }
+
+
+SERVERS: dict[str, Any] = {
+    "rabbitmq": _server("amqp", 5672, "RabbitMQ without TLS (development)."),
+    "rabbitmq-tls": _server("amqps", 5671, "RabbitMQ over TLS (production)."),
+}
 
 
 @dataclass(frozen=True)
@@ -59,12 +105,14 @@ class ServiceEvents:
     description: str = ""
 
 
-# Outside systems the contract invites to publish (docs/integrating.md).
+# Outside systems the contract invites to publish (docs/integrating.md), and the feedback they
+# may bind to: the rejections of what they published.
 IDENTITY_PROVIDERS = ServiceEvents(
     "identity-provider",
     sends=(UserLoggedIn,),
-    receives=(),
-    description="Any identity provider may publish UserLoggedIn (see docs/integrating.md).",
+    receives=(EventRejected,),
+    description="Any identity provider may publish UserLoggedIn (see docs/integrating.md), and "
+    "bind to event.rejected.v1 to learn which of its messages were refused.",
 )
 
 
@@ -115,6 +163,7 @@ def _document(
             "description": description,
         },
         "defaultContentType": CONTENT_TYPE,
+        "servers": SERVERS,
         "channels": {model.spec.routing_key: _channel(model, exchange) for model in models},
         "operations": {
             _operation_id(party.service, action, model): _operation(party, action, model)
@@ -128,20 +177,29 @@ def _document(
 
 def _channel(model: type[EventData], exchange: str) -> dict[str, Any]:
     spec = model.spec
+    where = spec.exchange(exchange)
+    if spec.producer:
+        publisher = f"Published only by the {spec.producer} service's broker user (AMQP user_id)."
+    elif model in IDENTITY_PROVIDERS.sends:
+        publisher = "Open: identity providers may publish it too."
+    else:  # e.g. event.rejected.v1, which every service publishes
+        publisher = "Published by the onboarding services' broker users (AMQP user_id) only."
+    readers = " Only the mailer may read this exchange." if spec.mail_only else ""
     return {
         "address": spec.routing_key,
         "title": spec.event_type,
-        "description": f"Routing key `{spec.routing_key}` on the topic exchange `{exchange}`.",
+        "description": f"Routing key `{spec.routing_key}` on the topic exchange `{where}`. "
+        f"{publisher}{readers}",
         "messages": {spec.event_type: {"$ref": f"#/components/messages/{spec.event_type}"}},
         "bindings": {
             "amqp": {
                 "is": "routingKey",
+                # No vhost: it is the server's ({vhost}), the deployment's choice.
                 "exchange": {
-                    "name": exchange,
+                    "name": where,
                     "type": "topic",
                     "durable": True,
                     "autoDelete": False,
-                    "vhost": "/",
                 },
                 "bindingVersion": AMQP_BINDING_VERSION,
             }

@@ -23,17 +23,36 @@ class EventData(BaseModel):
 DataT = TypeVar("DataT", bound=EventData)
 
 
+# Where the producer of an event that anyone may publish would be named.
+OPEN = None
+# Any of this system's services (e.g. the rejection notices every consumer sends).
+ANY_SERVICE = "*"
+
+
 @dataclass(frozen=True)
 class EventSpec:
-    """How one event type appears on the wire."""
+    """How one event type appears on the wire, who may publish it, and who may read it."""
 
     event_type: str  # e.g. "InvitationRequested"; never derived from a Python class name
     name: str  # e.g. "invitation.requested"
     version: int
+    # The one service that publishes it; consumers act on it only when the broker vouches (the
+    # AMQP user_id) that this service's broker user sent it. OPEN: identity providers too.
+    producer: str | None = OPEN
+    # Mailer-only requests carry secrets (links): they go to the mail exchange, which only the
+    # mailer's broker user may read, never to the events exchange every consumer can bind to.
+    mail_only: bool = False
 
     @property
     def routing_key(self) -> str:
         return f"{self.name}.v{self.version}"
+
+    def exchange(self, events_exchange: str) -> str:
+        return mail_exchange_for(events_exchange) if self.mail_only else events_exchange
+
+
+def mail_exchange_for(events_exchange: str) -> str:
+    return f"{events_exchange}.mail"
 
 
 class Envelope(BaseModel, Generic[DataT]):
@@ -46,7 +65,10 @@ class Envelope(BaseModel, Generic[DataT]):
     )
     event_type: str = Field(description='The event\'s name, e.g. "InvitationRequested".')
     event_version: int = Field(ge=1, description="Major version; also the routing key's suffix.")
-    occurred_at: AwareDatetime = Field(description="When it happened, ISO 8601 in UTC.")
+    occurred_at: AwareDatetime = Field(
+        description="When it happened: ISO 8601 (RFC 3339) with a time zone offset, UTC "
+        "preferred (the services write UTC)."
+    )
     producer: str = Field(description='The service or system that emitted it, e.g. "invitations".')
     correlation_id: str = Field(
         description="Id of the request or event that started the chain; carried along it.",
@@ -84,9 +106,14 @@ def envelope_schema(data_model: type[EventData]) -> dict[str, Any]:
     spec = data_model.spec
     schema = Envelope[data_model].model_json_schema()  # type: ignore[valid-type]
     schema["title"] = spec.event_type
+    exchange = spec.exchange("onboarding.events")
+    publisher = {
+        OPEN: "Open: identity providers may publish it too",
+        ANY_SERVICE: "Published by any of the onboarding services",
+    }.get(spec.producer, f"Published only by the {spec.producer} service")
     schema["description"] = (
         f"{data_model.__doc__ or ''}\n\nRouting key: `{spec.routing_key}` on exchange "
-        "`onboarding.events`."
+        f"`{exchange}`. {publisher}."
     ).strip()
     properties = schema["properties"]
     properties["event_type"]["const"] = spec.event_type

@@ -1,36 +1,61 @@
-"""Event payloads, version 1. Field descriptions end up in the published JSON Schemas."""
+"""Event payloads. Field descriptions end up in the published JSON Schemas.
+
+Retired, no longer published: `invitation.requested.v1` and `user.welcome_email_requested.v1`.
+They carried join and set-password links on the exchange every consumer may bind to; their
+successors (v2) go to the mail exchange, which only the mailer may read, and the public fact
+of an invitation is `invitation.issued.v1`, without its link (docs/contract.md)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from enum import StrEnum
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
-from onboarding_shared.contract.envelope import EventData, EventSpec
+from onboarding_shared.contract.envelope import ANY_SERVICE, EventData, EventSpec
 
 UserStatus = Literal["pending", "active", "deactivated"]
-EmailKind = str  # "invitation" or "welcome" today; consumers must tolerate new kinds
+
+
+class EmailKind(StrEnum):
+    """What an email is about; a new kind is a new major version of the events carrying it."""
+
+    INVITATION = "invitation"
+    WELCOME = "welcome"
+
 
 Email = Field(max_length=320, description="An email address.")
 
 
-class InvitationRequested(EventData):
-    """An invitation should be emailed (first send or resend). Carries all the mailer needs.
+class InvitationIssued(EventData):
+    """An invitation was issued, or reissued with a new link or expiry (a resend). The public
+    fact only: no link and no token, just the token's hash."""
 
-    `join_url` contains the invitation's secret token: restrict who may bind to this key.
-    """
-
-    spec = EventSpec("InvitationRequested", "invitation.requested", 1)
+    spec = EventSpec("InvitationIssued", "invitation.issued", 1, producer="invitations")
 
     invitation_id: uuid.UUID
     email: str = Email
-    workspace_name: str = Field(max_length=200)
-    join_url: str = Field(max_length=2000, description="`{PUBLIC_URL}/join/{token}`.")
     expires_at: AwareDatetime
     token_hash: str = Field(
         max_length=128, description="SHA-256 of the token, hex; lets a join page verify the link."
     )
+    inviter_name: str | None = Field(default=None, max_length=200)
+
+
+class InvitationRequested(EventData):
+    """Mailer only: email an invitation (first send or resend). Carries all the mailer needs,
+    the join link included, so it travels on the mail exchange, which only the mailer reads."""
+
+    spec = EventSpec(
+        "InvitationRequested", "invitation.requested", 2, producer="invitations", mail_only=True
+    )
+
+    invitation_id: uuid.UUID
+    email: str = Email
+    workspace_name: str = Field(max_length=200)
+    join_url: str = Field(max_length=2000, description="`{PUBLIC_URL}/join/{token}`: a secret.")
+    expires_at: AwareDatetime
     inviter_name: str | None = Field(default=None, max_length=200)
     message: str | None = Field(default=None, max_length=1000, description="Plain text.")
 
@@ -38,7 +63,7 @@ class InvitationRequested(EventData):
 class InvitationRevoked(EventData):
     """An invitation was revoked; its link must stop working."""
 
-    spec = EventSpec("InvitationRevoked", "invitation.revoked", 1)
+    spec = EventSpec("InvitationRevoked", "invitation.revoked", 1, producer="invitations")
 
     invitation_id: uuid.UUID
     token_hash: str = Field(max_length=128)
@@ -48,10 +73,10 @@ class InvitationRevoked(EventData):
 class EmailSent(EventData):
     """The mailer handed an email to the SMTP server."""
 
-    spec = EventSpec("EmailSent", "email.sent", 1)
+    spec = EventSpec("EmailSent", "email.sent", 1, producer="mailer")
 
     email_id: uuid.UUID
-    kind: EmailKind = Field(description='"invitation" or "welcome"; more may come.')
+    kind: EmailKind = Field(description="What the email was about.")
     reference_id: uuid.UUID = Field(description="The invitation or user the email is about.")
     recipient: str = Email
     attempts: int = Field(ge=1)
@@ -61,7 +86,7 @@ class EmailSent(EventData):
 class EmailFailed(EventData):
     """The mailer gave up on an email."""
 
-    spec = EventSpec("EmailFailed", "email.failed", 1)
+    spec = EventSpec("EmailFailed", "email.failed", 1, producer="mailer")
 
     email_id: uuid.UUID
     kind: EmailKind
@@ -87,7 +112,7 @@ class _UserSnapshot(EventData):
 class UserCreated(_UserSnapshot):
     """An account was created (by an admin, or by joining through an invitation)."""
 
-    spec = EventSpec("UserCreated", "user.created", 1)
+    spec = EventSpec("UserCreated", "user.created", 1, producer="users")
 
     invitation_id: uuid.UUID | None = Field(
         default=None, description="Set when the account came from accepting an invitation."
@@ -97,13 +122,23 @@ class UserCreated(_UserSnapshot):
 class UserUpdated(_UserSnapshot):
     """An account changed; carries the whole new state, so consumers simply replace their copy."""
 
-    spec = EventSpec("UserUpdated", "user.updated", 1)
+    spec = EventSpec("UserUpdated", "user.updated", 1, producer="users")
 
     updated_at: AwareDatetime
 
 
+def _one_identifier_required(schema: dict[str, Any]) -> None:
+    # What the validator below enforces, said so that a schema validator enforces it too.
+    schema["anyOf"] = [
+        {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+        for name in ("user_id", "email", "username")
+    ]
+
+
 class UserLoggedIn(EventData):
     """Someone logged in. Identity providers may publish it too: give at least one identifier."""
+
+    model_config = ConfigDict(json_schema_extra=_one_identifier_required)
 
     spec = EventSpec("UserLoggedIn", "user.logged_in", 1)
 
@@ -123,21 +158,28 @@ class UserLoggedIn(EventData):
 class UserActivated(EventData):
     """A pending user logged in for the first time and is now active."""
 
-    spec = EventSpec("UserActivated", "user.activated", 1)
+    spec = EventSpec("UserActivated", "user.activated", 1, producer="auth-listener")
 
     user_id: uuid.UUID
     activated_at: AwareDatetime = Field(description="The first login's time.")
-    created_at: AwareDatetime | None = None
+    created_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the account was created; the auth-listener always sets it.",
+    )
 
 
 class WelcomeEmailRequested(EventData):
-    """An admin created an account and asked for a welcome email. Carries all the mailer needs.
+    """Mailer only: an admin created an account and asked for a welcome email. Carries all the
+    mailer needs; `set_password_url`, when present, is a single-use secret, so this travels on
+    the mail exchange, which only the mailer reads. A password never travels in an event."""
 
-    `set_password_url`, when present, contains a single-use secret: restrict who may bind to
-    this key. A password never travels in an event.
-    """
-
-    spec = EventSpec("WelcomeEmailRequested", "user.welcome_email_requested", 1)
+    spec = EventSpec(
+        "WelcomeEmailRequested",
+        "user.welcome_email_requested",
+        2,
+        producer="users",
+        mail_only=True,
+    )
 
     user_id: uuid.UUID
     email: str = Email
@@ -158,7 +200,7 @@ class MailerStatus(EventData):
     """The mailer's periodic heartbeat: whether it can send. State, not history: each message
     expires after a few intervals, and only the latest one matters."""
 
-    spec = EventSpec("MailerStatus", "mailer.status", 1)
+    spec = EventSpec("MailerStatus", "mailer.status", 1, producer="mailer")
 
     smtp_configured: bool
     last_attempt_ok: bool | None = Field(
@@ -169,7 +211,31 @@ class MailerStatus(EventData):
     reported_at: AwareDatetime
 
 
+class EventRejected(EventData):
+    """A consumer parked a message it cannot act on. Publishers bind to it to learn that (and
+    why) their message was refused: the broker confirmed it, but it changed nothing. Carries no
+    part of the rejected body."""
+
+    spec = EventSpec("EventRejected", "event.rejected", 1, producer=ANY_SERVICE)
+
+    event_id: str | None = Field(
+        default=None, max_length=200, description="The rejected message's message_id."
+    )
+    event_type: str | None = Field(default=None, max_length=200)
+    producer: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The broker user that published it (its user_id, which the broker "
+        "checks); absent when the publisher did not give one.",
+    )
+    routing_key: str = Field(max_length=255)
+    queue: str = Field(max_length=255, description="The queue that refused it.")
+    reason: str = Field(max_length=1000)
+    rejected_at: AwareDatetime
+
+
 ALL_EVENTS: tuple[type[EventData], ...] = (
+    InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
     EmailSent,
@@ -180,9 +246,11 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     UserActivated,
     WelcomeEmailRequested,
     MailerStatus,
+    EventRejected,
 )
 
 _BY_TYPE = {(model.spec.event_type, model.spec.version): model for model in ALL_EVENTS}
+_BY_ROUTING_KEY = {model.spec.routing_key: model.spec for model in ALL_EVENTS}
 
 
 def spec_for(model: type[EventData]) -> EventSpec:
@@ -192,3 +260,8 @@ def spec_for(model: type[EventData]) -> EventSpec:
 def spec_for_type(event_type: str, version: int) -> type[EventData] | None:
     """The data model of a wire event type, or None when this contract does not know it."""
     return _BY_TYPE.get((event_type, version))
+
+
+def spec_for_routing_key(routing_key: str) -> EventSpec | None:
+    """The contract's event on ``routing_key``, or None for keys it does not define."""
+    return _BY_ROUTING_KEY.get(routing_key)

@@ -13,15 +13,26 @@ from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError, StatementError
 
-from onboarding_shared.contract.envelope import Envelope, EventData
-from onboarding_shared.contract.events import spec_for_type
+from onboarding_shared.contract.envelope import Envelope, EventData, EventSpec, new_event
+from onboarding_shared.contract.events import EventRejected, spec_for_routing_key, spec_for_type
 from onboarding_shared.correlation import use_correlation_id
 from onboarding_shared.messaging.topology import ConsumerQueue
-from onboarding_shared.observability import MESSAGES_HANDLED, log_context, scrub_text
+from onboarding_shared.messaging.trust import (
+    UNTRUSTED_PRODUCER,
+    VERIFIED_SENDER_HEADER,
+    BusIdentity,
+)
+from onboarding_shared.observability import (
+    MESSAGES_HANDLED,
+    MESSAGES_REJECTED,
+    log_context,
+    scrub_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +49,16 @@ class PermanentFailure(Exception):
     """Retrying cannot help (malformed input, unknown event): park the message at once."""
 
 
+# Raised by handlers for input that no retry can fix: a body nested too deep to parse, data
+# the schema refuses, a row that conflicts with one already there.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    RecursionError,
+    UnicodeDecodeError,
+    ValidationError,
+    IntegrityError,
+)
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What a handler may need to know about the delivery it is handling."""
@@ -45,10 +66,16 @@ class Delivery:
     attempt: int
     max_attempts: int
     routing_key: str
+    # The broker user that published it (the AMQP user_id), and whom this process believes.
+    sender: str | None = None
+    identity: BusIdentity | None = None
 
     @property
     def is_last_attempt(self) -> bool:
         return self.attempt >= self.max_attempts
+
+    def trusts(self, spec: EventSpec | None) -> bool:
+        return self.identity is None or self.identity.trusts(spec, self.sender)
 
 
 MessageHandler = Callable[[bytes, Delivery], Awaitable[None]]
@@ -67,6 +94,9 @@ class EventRouter:
 
     async def __call__(self, body: bytes, delivery: Delivery) -> None:
         envelope, handler = self.decode(body)
+        # Its routing key may be open to anyone, its type not: judge the type too.
+        if not delivery.trusts(envelope.data.spec):
+            raise PermanentFailure(UNTRUSTED_PRODUCER)
         use_correlation_id(envelope.correlation_id)
         await handler(envelope, delivery)
 
@@ -74,7 +104,7 @@ class EventRouter:
         try:
             raw = json.loads(body)
             key = (raw["event_type"], int(raw["event_version"]))
-        except (ValueError, TypeError, KeyError) as error:
+        except (ValueError, TypeError, KeyError, RecursionError) as error:
             raise PermanentFailure(f"not an event envelope: {type(error).__name__}") from None
         if key not in self._handlers:
             known = "known to the contract" if spec_for_type(*key) else "unknown"
@@ -96,6 +126,18 @@ def describe_validation_error(error: ValidationError) -> str:
     return "invalid message: " + "; ".join(problems)
 
 
+def describe_error(error: BaseException) -> str:
+    """The error's type and first line, without the SQL parameters or input it may quote."""
+    if isinstance(error, ValidationError):
+        return describe_validation_error(error)
+    cause: BaseException = error
+    if isinstance(error, StatementError) and error.orig is not None:
+        cause = error.orig  # its text starts with the driver's message, not the statement
+    first_line = next(iter(str(cause).strip().splitlines()), "")
+    # Drivers quote offending values in a DETAIL line (dropped above) and sometimes inline.
+    return scrub_text(f"{type(error).__name__}: {first_line}"[:300])
+
+
 class ReliableConsumer:
     def __init__(
         self,
@@ -108,9 +150,11 @@ class ReliableConsumer:
         self._handle = handle
         self._publish_timeout = publish_timeout
         self._broker: RabbitBroker | None = None
+        self._identity: BusIdentity | None = None
 
-    def subscribe(self, broker: RabbitBroker) -> None:
+    def subscribe(self, broker: RabbitBroker, identity: BusIdentity) -> None:
         self._broker = broker
+        self._identity = identity
 
         async def consume(message: RabbitMessage) -> None:
             await self.process(message)
@@ -133,26 +177,44 @@ class ReliableConsumer:
         ):
             await self._process(message)
 
-    async def _process(self, message: RabbitMessage) -> None:
+    def _delivery(self, message: RabbitMessage) -> Delivery:
+        assert self._identity is not None, "subscribe() first"
         headers = dict(message.headers or {})
-        delivery = Delivery(
-            attempt=_int(headers.get(ATTEMPT_HEADER), default=1),
+        user_id = message.raw_message.user_id
+        # Headers about where it came from count only on a message we forwarded ourselves.
+        ours = self._identity.forwarded_by_us(user_id, headers)
+        return Delivery(
+            attempt=_int(headers.get(ATTEMPT_HEADER), default=1) if ours else 1,
             max_attempts=self.queue.max_attempts,
             routing_key=str(
-                headers.get(ORIGINAL_ROUTING_KEY_HEADER) or message.raw_message.routing_key or ""
+                (headers.get(ORIGINAL_ROUTING_KEY_HEADER) if ours else None)
+                or message.raw_message.routing_key
+                or ""
             ),
+            sender=self._identity.sender(user_id, headers),
+            identity=self._identity,
         )
+
+    async def _process(self, message: RabbitMessage) -> None:
+        delivery = self._delivery(message)
+        if not delivery.trusts(spec_for_routing_key(delivery.routing_key)):
+            # Whatever its body: a key only one of our services may publish, from someone else.
+            await self._settle(message, self._park(message, delivery, UNTRUSTED_PRODUCER), "parked")
+            return
         try:
             await self._handle(message.body, delivery)
         except PermanentFailure as failure:
-            await self._settle(message, self._park(message, str(failure)), "parked")
-        except Exception as error:  # any failure: retry later, never drop
-            # Error texts can echo input (pydantic does); they go to logs and headers.
-            reason = scrub_text(f"{type(error).__name__}: {error}")
+            await self._settle(message, self._park(message, delivery, str(failure)), "parked")
+        except PERMANENT_ERRORS as error:
+            reason = f"cannot be handled: {describe_error(error)}"
+            await self._settle(message, self._park(message, delivery, reason), "parked")
+        except Exception as error:  # any other failure: retry later, never drop
+            # Error texts can echo input (pydantic, SQL parameters); they go to logs and headers.
+            reason = describe_error(error)
             if delivery.is_last_attempt:
                 log.exception("message failed on its last attempt; parking it")
                 final = f"failed after {delivery.attempt} attempts: {reason}"
-                await self._settle(message, self._park(message, final), "parked")
+                await self._settle(message, self._park(message, delivery, final), "parked")
             else:
                 log.warning(
                     "message failed; retrying later",
@@ -177,16 +239,19 @@ class ReliableConsumer:
 
     async def _retry(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
         headers = {
-            **_original_headers(message),
+            **_original_headers(message, delivery),
             ATTEMPT_HEADER: delivery.attempt + 1,
             LAST_ERROR_HEADER: reason[:500],
         }
         await self._forward(message, self.queue.retry_queue(delivery.attempt), headers)
 
-    async def _park(self, message: RabbitMessage, reason: str) -> None:
-        log.error("message parked", extra={"queue": self.queue.name, "reason": reason})
+    async def _park(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
+        log.error(
+            "message parked",
+            extra={"queue": self.queue.name, "reason": reason, "sender": delivery.sender},
+        )
         headers = {
-            **_original_headers(message),
+            **_original_headers(message, delivery),
             REASON_HEADER: reason[:1000],
             PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
             ORIGINAL_QUEUE_HEADER: self.queue.name,
@@ -194,6 +259,46 @@ class ReliableConsumer:
         await self._forward(
             message, self.queue.name, headers, exchange=self.queue.dead_letter_exchange
         )
+        MESSAGES_REJECTED.labels(queue=self.queue.name, producer=delivery.sender or "").inc()
+        await self._announce_rejection(message, delivery, reason)
+
+    async def _announce_rejection(
+        self, message: RabbitMessage, delivery: Delivery, reason: str
+    ) -> None:
+        """Tell publishers (event.rejected.v1): the broker confirmed their message, yet it
+        changed nothing. Best effort: the message is parked whether or not this goes out."""
+        assert self._broker is not None and self._identity is not None
+        rejected = new_event(
+            EventRejected(
+                event_id=message.message_id,
+                event_type=message.raw_message.type,
+                producer=delivery.sender,
+                routing_key=delivery.routing_key[:255],
+                queue=self.queue.name,
+                reason=reason[:1000],
+                rejected_at=datetime.now(UTC),
+            ),
+            producer=self._identity.service,
+            correlation_id=message.correlation_id,
+        )
+        try:
+            await self._broker.publish(
+                rejected.to_json(),
+                exchange=RabbitExchange(
+                    self.queue.events_exchange, type=ExchangeType.TOPIC, durable=True
+                ),
+                routing_key=rejected.routing_key,
+                persist=True,
+                mandatory=False,  # nobody listening is normal
+                timeout=self._publish_timeout,
+                message_id=str(rejected.event_id),
+                correlation_id=rejected.correlation_id,
+                message_type=rejected.event_type,
+                content_type="application/json",
+                user_id=self._identity.broker_user,
+            )
+        except Exception as error:
+            log.warning("could not announce a rejection", extra={"error": type(error).__name__})
 
     async def _forward(
         self,
@@ -202,7 +307,7 @@ class ReliableConsumer:
         headers: dict[str, Any],
         exchange: str | None = None,
     ) -> None:
-        assert self._broker is not None, "subscribe() first"
+        assert self._broker is not None and self._identity is not None, "subscribe() first"
         await self._broker.publish(
             message.body,
             exchange=exchange,
@@ -210,6 +315,8 @@ class ReliableConsumer:
             persist=True,
             mandatory=True,
             timeout=self._publish_timeout,
+            # As ourselves (the broker allows no other), vouching for the original sender.
+            user_id=self._identity.broker_user,
             message_id=message.message_id,
             correlation_id=message.correlation_id,
             content_type=message.content_type,
@@ -223,10 +330,15 @@ async def raw_body_decoder(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
-def _original_headers(message: RabbitMessage) -> dict[str, Any]:
+def _original_headers(message: RabbitMessage, delivery: Delivery) -> dict[str, Any]:
     headers = dict(message.headers or {})
-    headers.setdefault(ORIGINAL_EXCHANGE_HEADER, message.raw_message.exchange or "")
-    headers.setdefault(ORIGINAL_ROUTING_KEY_HEADER, message.raw_message.routing_key or "")
+    assert delivery.identity is not None
+    if not delivery.identity.forwarded_by_us(message.raw_message.user_id, headers):
+        # First forward: where it came from is what the broker says, not what it claims.
+        headers[ORIGINAL_EXCHANGE_HEADER] = message.raw_message.exchange or ""
+        headers[ORIGINAL_ROUTING_KEY_HEADER] = message.raw_message.routing_key or ""
+        headers.pop(ATTEMPT_HEADER, None)
+    headers[VERIFIED_SENDER_HEADER] = delivery.sender or ""
     return headers
 
 

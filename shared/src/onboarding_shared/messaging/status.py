@@ -3,15 +3,29 @@ wait (SMTP not configured, SMTP failing, or no mailer at all) without calling th
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from faststream import AckPolicy
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage
+from prometheus_client import Counter
+from pydantic import ValidationError
 
 from onboarding_shared.contract import Envelope, MailerStatus
 from onboarding_shared.messaging.consumer import raw_body_decoder
+from onboarding_shared.messaging.trust import BusIdentity
+
+log = logging.getLogger(__name__)
+
+STATUS_DROPPED = Counter(
+    "onboarding_mailer_status_dropped_total",
+    "Mailer heartbeats dropped, by reason (invalid, untrusted producer); the next one replaces "
+    "them.",
+    ["reason"],
+)
 
 # A heartbeat older than this many intervals means the mailer is gone.
 STALE_AFTER_INTERVALS = 3
@@ -42,9 +56,22 @@ class MailerStatusWatcher:
         self._latest: MailerStatus | None = None
         self._started_at = started_at or datetime.now(UTC)
 
-    def subscribe(self, broker: RabbitBroker) -> None:
-        async def remember(body: bytes) -> None:
-            self.remember(Envelope[MailerStatus].model_validate_json(body).data)
+    def subscribe(self, broker: RabbitBroker, identity: BusIdentity) -> None:
+        async def remember(message: RabbitMessage) -> None:
+            headers = dict(message.headers or {})
+            sender = identity.sender(message.raw_message.user_id, headers)
+            if not identity.trusts(MailerStatus.spec, sender):
+                # State, not history, and the next heartbeat comes soon: drop it, counted.
+                STATUS_DROPPED.labels(reason="untrusted producer").inc()
+                log.warning("mailer status dropped", extra={"reason": "untrusted producer"})
+                return
+            try:
+                status = Envelope[MailerStatus].model_validate_json(message.body).data
+            except (ValidationError, ValueError, RecursionError):
+                STATUS_DROPPED.labels(reason="invalid").inc()
+                log.warning("mailer status dropped", extra={"reason": "invalid"})
+                return
+            self.remember(status)
 
         broker.subscriber(
             self._queue,

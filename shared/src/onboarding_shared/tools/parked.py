@@ -48,6 +48,7 @@ from onboarding_shared.messaging.consumer import (
     PARKED_AT_HEADER,
     REASON_HEADER,
 )
+from onboarding_shared.settings import broker_user
 
 PARKED_SUFFIX = ".parked"
 # The consumer queues of the four services, listed when no --queue is given; PARKED_QUEUES
@@ -183,9 +184,13 @@ class Held:
 class ParkingLot:
     """Operations on parking queues over one AMQP connection."""
 
-    def __init__(self, connection: AbstractConnection, names: QueueNames) -> None:
+    def __init__(self, connection: AbstractConnection, names: QueueNames, user: str) -> None:
         self._connection = connection
         self.names = names
+        # Replays are published as this user. Run as the consuming service's own broker user,
+        # so that the service still believes the original sender its consumer vouched for
+        # (messaging/trust.py); replayed as anyone else they are parked again, untrusted.
+        self._user = user
 
     async def count(self, queue: str) -> int | None:
         """Messages in the queue's parking queue; None when it is not declared."""
@@ -232,7 +237,7 @@ class ParkingLot:
         replayed = 0
         try:
             for message in messages:
-                await _republish(channel, message, _original_queue(message))
+                await _republish(channel, message, _original_queue(message), self._user)
                 await held.ack(message)
                 replayed += 1
         finally:
@@ -250,7 +255,7 @@ def _original_queue(message: AbstractIncomingMessage) -> str:
 
 
 async def _republish(
-    channel: AbstractChannel, message: AbstractIncomingMessage, queue: str
+    channel: AbstractChannel, message: AbstractIncomingMessage, queue: str, user_id: str
 ) -> None:
     if not queue:
         raise ToolError(f"message {message_id(message)} names no original queue; not replayed")
@@ -271,6 +276,7 @@ async def _republish(
         timestamp=message.timestamp,
         type=message.type,
         app_id=message.app_id,
+        user_id=user_id,
     )
     try:
         await channel.default_exchange.publish(
@@ -376,7 +382,8 @@ async def execute(arguments: argparse.Namespace, out: TextIO) -> int:
     except (OSError, aio_pika.exceptions.AMQPError) as error:
         raise ToolError(f"cannot reach RabbitMQ ({type(error).__name__})") from None
     async with connection:
-        return await COMMANDS[arguments.command](ParkingLot(connection, names), arguments, out)
+        lot = ParkingLot(connection, names, broker_user(arguments.amqp_url))
+        return await COMMANDS[arguments.command](lot, arguments, out)
 
 
 async def list_command(lot: ParkingLot, arguments: argparse.Namespace, out: TextIO) -> int:

@@ -17,6 +17,7 @@ from invitations.domain.model import (
     Invitation,
     InvitationStatus,
     Member,
+    email_key,
 )
 from invitations.service_layer.unit_of_work import (
     InvitationPage,
@@ -68,7 +69,7 @@ class SqlAlchemyInvitationRepository(InvitationRepository):
         if query.status is not None:
             where.append(_status_is(query.status, now))
         if query.search:
-            pattern = f"%{_escape_like(query.search.lower())}%"
+            pattern = f"%{_escape_like(email_key(query.search))}%"
             where.append(or_(invitations.c.email_key.like(pattern, escape="\\")))
         total = await self._session.scalar(
             select(func.count()).select_from(invitations).where(*where)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from email.utils import unquote
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 
+from invitations.domain.model import email_key
+
 MAX_ADDRESS_LENGTH = 320
 _SEPARATORS = re.compile(r"[,;\r\n]+")
+_LINES = re.compile(r"[\r\n]+")
 _NAMED = re.compile(r"^(?P<name>[^<>]*)<(?P<address>[^<>]*)>$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters that reorder the text around them: a name could show as something else.
+_BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class AddressProblem(StrEnum):
@@ -29,19 +36,21 @@ class ParsedAddress:
 
     @property
     def key(self) -> str | None:
-        """Addresses are compared case-insensitively."""
-        return self.email.lower() if self.email else None
+        """Addresses are compared case-insensitively, after NFKC normalisation."""
+        return email_key(self.email) if self.email else None
 
 
 def split_addresses(raw: str | list[str]) -> list[str]:
     """Split on commas, semicolons, line breaks and whitespace, keeping `Name <address>` whole.
+    A comma or semicolon inside a quoted name (`"Hopper, Grace" <grace@example.com>`) is part
+    of the name, as in RFC 5322; a line break always separates.
 
     A list is taken as already split: each item is one entry, whatever it contains.
     """
     if isinstance(raw, list):
         return [item.strip() for item in raw if item.strip()]
     entries: list[str] = []
-    chunks = _SEPARATORS.split(raw)
+    chunks = [chunk for line in _LINES.split(raw) for chunk in _split_outside_quotes(line)]
     for chunk in (c.strip() for c in chunks):
         if not chunk:
             continue
@@ -50,6 +59,29 @@ def split_addresses(raw: str | list[str]) -> list[str]:
         else:
             entries.extend(chunk.split())
     return entries
+
+
+def _split_outside_quotes(line: str) -> list[str]:
+    """Split one line on commas and semicolons that are not inside a quoted string."""
+    chunks: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for ch in line:
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in ",;":
+            chunks.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    if quoted:  # a quote never closed quotes nothing: split as if it were not there
+        return _SEPARATORS.split(line)
+    chunks.append("".join(current))
+    return chunks
 
 
 def parse_addresses(raw: str | list[str]) -> list[ParsedAddress]:
@@ -72,10 +104,13 @@ def parse_addresses(raw: str | list[str]) -> list[ParsedAddress]:
 
 def parse_address(entry: str) -> ParsedAddress:
     named = _NAMED.match(entry)
-    name = named.group("name").strip().strip('"').strip() or None if named else None
-    candidate = named.group("address").strip() if named else entry
+    name = unquote(named.group("name").strip()).strip() or None if named else None
+    # Compared and stored NFKC-normalised: full-width letters are their ASCII twins.
+    candidate = unicodedata.normalize("NFKC", named.group("address").strip() if named else entry)
     if _CONTROL.search(entry):
         return _invalid(entry, "contains control characters")
+    if _BIDI_CONTROLS.search(entry):
+        return _invalid(entry, "contains bidirectional control characters")
     if len(candidate) > MAX_ADDRESS_LENGTH:
         return _invalid(entry, f"longer than {MAX_ADDRESS_LENGTH} characters")
     try:

@@ -6,12 +6,19 @@ import base64
 import hashlib
 import hmac
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 SALT_BYTES = 32
+
+
+def email_key(email: str) -> str:
+    """What addresses are compared by: NFKC-normalised (full-width letters are ASCII), then
+    lower-cased."""
+    return unicodedata.normalize("NFKC", email).strip().lower()
 
 
 class InvitationStatus(StrEnum):
@@ -66,7 +73,7 @@ class Inviter:
 class Invitation:
     id: uuid.UUID
     email: str
-    email_key: str  # lower-cased: addresses are compared case-insensitively
+    email_key: str  # see email_key(): NFKC, lower-cased
     token_salt: str
     token_hash: str
     status: InvitationStatus
@@ -99,7 +106,7 @@ class Invitation:
         return cls(
             id=uuid.uuid4(),
             email=email,
-            email_key=email.lower(),
+            email_key=email_key(email),
             token_salt=salt,
             token_hash=hash_token(minter.token(salt)),
             status=InvitationStatus.PENDING,
@@ -177,7 +184,7 @@ class Member:
     def apply(self, *, email: str, name: str, status: str, at: datetime) -> None:
         if at < self.updated_at:
             return  # an older snapshot arriving late
-        self.email_key, self.name, self.status, self.updated_at = email.lower(), name, status, at
+        self.email_key, self.name, self.status, self.updated_at = email_key(email), name, status, at
 
 
 @dataclass(eq=False)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from invitations.domain.model import Invitation, InvitationError, InvitationStatus
@@ -26,6 +26,7 @@ from invitations.service_layer.services import (
 from invitations.service_layer.unit_of_work import InvitationQuery
 from invitations.wiring import InvitationsContext
 from onboarding_shared.auth import AdminPrincipal, require_admin
+from onboarding_shared.list_queries import DeprecatedSearch, Limit, Offset, Search, search_term
 
 # Every route here is for admins: 401 without a valid token, 403 without the admin role.
 router = APIRouter(
@@ -172,14 +173,17 @@ async def create_invitations(
 async def list_invitations(
     context: Context,
     status: InvitationStatus | None = None,
-    q: Annotated[str | None, Query(max_length=320, description="Part of the address")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    search: Search = None,
+    q: DeprecatedSearch = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> InvitationList:
+    """Newest first; `search` matches part of the address (`q` is its old name)."""
     now = datetime.now(UTC)
-    page = await services.list_invitations(
-        context.uow(), InvitationQuery(status=status, search=q, limit=limit, offset=offset), now=now
+    query = InvitationQuery(
+        status=status, search=search_term(search, q), limit=limit, offset=offset
     )
+    page = await services.list_invitations(context.uow(), query, now=now)
     return InvitationList(
         items=[InvitationOut.of(item, now) for item in page.items],
         total=page.total,

@@ -9,7 +9,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from invitations.domain.addresses import AddressProblem, ParsedAddress, parse_addresses
-from invitations.domain.model import Invitation, InvitationStatus, Inviter, Member, TokenMinter
+from invitations.domain.model import (
+    Invitation,
+    InvitationStatus,
+    Inviter,
+    Member,
+    TokenMinter,
+    email_key,
+)
 from invitations.service_layer.unit_of_work import (
     InvitationPage,
     InvitationQuery,
@@ -17,8 +24,10 @@ from invitations.service_layer.unit_of_work import (
 )
 from onboarding_shared.contract import (
     EmailFailed,
+    EmailKind,
     EmailSent,
     Envelope,
+    InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
     UserCreated,
@@ -189,20 +198,32 @@ def _issue(
         result.email, now=now, ttl_hours=ttl_hours, minter=minter, inviter=inviter, message=message
     )
     uow.invitations.add(invitation)
+    uow.emit(_issued(invitation))
     uow.emit(_requested(invitation, policy, minter))
     return InviteResult(result.input, InviteOutcome.QUEUED, result.email, invitation.id)
+
+
+def _issued(invitation: Invitation) -> InvitationIssued:
+    """The public fact, for every service that keeps a copy: no link, only its hash."""
+    return InvitationIssued(
+        invitation_id=invitation.id,
+        email=invitation.email,
+        expires_at=invitation.expires_at,
+        token_hash=invitation.token_hash,
+        inviter_name=invitation.inviter_name,
+    )
 
 
 def _requested(
     invitation: Invitation, policy: InvitePolicy, minter: TokenMinter
 ) -> InvitationRequested:
+    """For the mailer alone (the mail exchange): the link itself."""
     return InvitationRequested(
         invitation_id=invitation.id,
         email=invitation.email,
         workspace_name=policy.workspace_name,
         join_url=f"{policy.public_url}/join/{minter.token(invitation.token_salt)}",
         expires_at=invitation.expires_at,
-        token_hash=invitation.token_hash,
         inviter_name=invitation.inviter_name,
         message=invitation.message,
     )
@@ -264,6 +285,7 @@ async def resend(
     async with uow:
         invitation = await _existing(uow, invitation_id)
         invitation.resend(now=now, minter=minter)
+        uow.emit(_issued(invitation))
         uow.emit(_requested(invitation, policy, minter))
         await uow.commit()
     return invitation
@@ -294,7 +316,7 @@ async def _existing(uow: InvitationsUnitOfWork, invitation_id: uuid.UUID) -> Inv
 
 
 async def record_email_sent(uow: InvitationsUnitOfWork, event: Envelope[EmailSent]) -> None:
-    if event.data.kind != "invitation":
+    if event.data.kind is not EmailKind.INVITATION:
         return
     async with uow:
         if not await uow.claim(EMAIL_OUTCOMES_CONSUMER, event.event_id):
@@ -306,7 +328,7 @@ async def record_email_sent(uow: InvitationsUnitOfWork, event: Envelope[EmailSen
 
 
 async def record_email_failed(uow: InvitationsUnitOfWork, event: Envelope[EmailFailed]) -> None:
-    if event.data.kind != "invitation":
+    if event.data.kind is not EmailKind.INVITATION:
         return
     async with uow:
         if not await uow.claim(EMAIL_OUTCOMES_CONSUMER, event.event_id):
@@ -340,7 +362,7 @@ async def _upsert_member(
         uow.members.add(
             Member(
                 user_id=data.user_id,
-                email_key=data.email.lower(),
+                email_key=email_key(data.email),
                 name=data.name,
                 status=data.status,
                 updated_at=at,
@@ -357,7 +379,7 @@ async def _close_invitations_of(
         accepted := await uow.invitations.get(data.invitation_id)
     ):
         accepted.accept(user_id=data.user_id, at=now)
-    for invitation in await uow.invitations.open_for([data.email.lower()], now):
+    for invitation in await uow.invitations.open_for([email_key(data.email)], now):
         if invitation.id != data.invitation_id and invitation.revoke(now=now):
             uow.emit(_revoked(invitation, now))
 

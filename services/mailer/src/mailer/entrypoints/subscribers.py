@@ -8,24 +8,30 @@ from mailer.service_layer.unit_of_work import MailSender
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
 from onboarding_shared.contract import Envelope, InvitationRequested, WelcomeEmailRequested
+from onboarding_shared.contract.envelope import EventData
 from onboarding_shared.messaging.consumer import (
     Delivery,
     EventRouter,
     PermanentFailure,
     ReliableConsumer,
 )
-from onboarding_shared.messaging.topology import ConsumerQueue
+from onboarding_shared.messaging.topology import Binding, ConsumerQueue
 
 INVITATIONS_QUEUE = "mailer.invitations"
 WELCOME_EMAILS_QUEUE = "mailer.welcome-emails"
 
 
 def queues(settings: MailerSettings) -> tuple[ConsumerQueue, ConsumerQueue]:
-    """The mailer's queues, declared even while SMTP is not configured: emails wait there."""
+    """The mailer's queues, declared even while SMTP is not configured: emails wait there.
+    Both are bound to the mail exchange, which only the mailer's broker user may read."""
     return (
-        settings.consumer_queue(INVITATIONS_QUEUE, InvitationRequested.spec.routing_key),
-        settings.consumer_queue(WELCOME_EMAILS_QUEUE, WelcomeEmailRequested.spec.routing_key),
+        settings.consumer_queue(INVITATIONS_QUEUE, _mail_only(settings, InvitationRequested)),
+        settings.consumer_queue(WELCOME_EMAILS_QUEUE, _mail_only(settings, WelcomeEmailRequested)),
     )
+
+
+def _mail_only(settings: MailerSettings, event: type[EventData]) -> Binding:
+    return Binding(event.spec.routing_key, event.spec.exchange(settings.events_exchange))
 
 
 def consumers(context: MailerContext, sender: MailSender) -> list[ReliableConsumer]:
@@ -54,8 +60,8 @@ def consumers(context: MailerContext, sender: MailSender) -> list[ReliableConsum
 def welcome_emails(
     context: MailerContext, sender: MailSender, queue: ConsumerQueue
 ) -> ReliableConsumer:
-    """Welcome emails for accounts an admin created (their own queue: the link inside is a
-    secret, and only the mailer may bind to its routing key)."""
+    """Welcome emails for accounts an admin created (their own queue: they come from another
+    service than invitations do)."""
     settings = context.settings
 
     async def on_welcome_requested(

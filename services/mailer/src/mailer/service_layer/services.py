@@ -18,6 +18,7 @@ from mailer.domain.rendering import (
 from mailer.service_layer.unit_of_work import MailerUnitOfWork, MailSender
 from onboarding_shared.contract import (
     EmailFailed,
+    EmailKind,
     EmailSent,
     Envelope,
     InvitationRequested,
@@ -25,8 +26,8 @@ from onboarding_shared.contract import (
 )
 from onboarding_shared.messaging.consumer import Delivery
 
-INVITATION_KIND = "invitation"
-WELCOME_KIND = "welcome"
+INVITATION_KIND = EmailKind.INVITATION
+WELCOME_KIND = EmailKind.WELCOME
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from users.adapters.orm import avatars, invitation_grants, login_throttles, users
+from users.domain import rules
 from users.domain.avatars import Avatar
 from users.domain.invitations import InvitationGrant
 from users.domain.model import User, UserStatus
@@ -85,7 +86,8 @@ class SqlAlchemyUserRepository(UserRepository):
         if status is not None:
             where.append(users.c.status == status)
         if search:
-            pattern = "%" + _escape_like(search.strip().lower()) + "%"
+            # Compared as the keys are stored: NFKC, lower-cased.
+            pattern = "%" + _escape_like(rules.search_key(search)) + "%"
             where.append(
                 or_(
                     func.lower(users.c.name).like(pattern, escape="\\"),

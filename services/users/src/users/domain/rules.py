@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -21,6 +22,8 @@ KNOWN_ROLES = (ADMIN_ROLE, USER_ROLE)
 
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tabs and line breaks are checked apart
+# Characters that reorder the text around them: a name could show as another one.
+_BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 T = TypeVar("T")
 
@@ -58,9 +61,14 @@ class FieldChecks:
             raise InvalidFields(dict(self.problems))
 
 
+def _nfkc(value: str) -> str:
+    """Compatibility forms folded: full-width letters become their ASCII twins."""
+    return unicodedata.normalize("NFKC", value)
+
+
 def email_address(value: str) -> str:
-    """The address normalised (domain lower-cased); compare with :func:`email_key`."""
-    value = value.strip()
+    """The address normalised (NFKC, domain lower-cased); compare with :func:`email_key`."""
+    value = _nfkc(value).strip()
     if len(value) > MAX_EMAIL_LENGTH:
         raise FieldProblem(f"must be at most {MAX_EMAIL_LENGTH} characters")
     if _CONTROL.search(value) or "\n" in value or "\r" in value:
@@ -72,12 +80,14 @@ def email_address(value: str) -> str:
 
 
 def email_key(email: str) -> str:
-    """Emails are unique compared case-insensitively."""
-    return email.strip().lower()
+    """Emails are unique compared case-insensitively, after NFKC normalisation."""
+    return _nfkc(email).strip().lower()
 
 
 def username(value: str) -> str:
-    value = value.strip()
+    value = _nfkc(value).strip()
+    if _BIDI_CONTROLS.search(value):
+        raise FieldProblem("must not contain bidirectional control characters")
     if not value:
         raise FieldProblem("must not be empty")
     if len(value) > MAX_USERNAME_LENGTH:
@@ -88,8 +98,19 @@ def username(value: str) -> str:
 
 
 def username_key(value: str) -> str:
-    """Usernames are unique compared case-insensitively, so `Ada` and `ada` cannot both exist."""
-    return value.strip().lower()
+    """Usernames are unique compared case-insensitively (so `Ada` and `ada` cannot both exist),
+    after NFKC normalisation."""
+    return _nfkc(value).strip().lower()
+
+
+def login_key(value: str) -> str:
+    """What a login (a username or an email) is looked up by: compared as both keys are."""
+    return _nfkc(value).strip().lower()
+
+
+def search_key(value: str) -> str:
+    """A search term, compared with the keys (and lower-cased names)."""
+    return _nfkc(value).strip().lower()
 
 
 def display_name(value: str) -> str:
@@ -100,11 +121,16 @@ def display_name(value: str) -> str:
         raise FieldProblem(f"must be at most {MAX_NAME_LENGTH} characters")
     if _CONTROL.search(value):
         raise FieldProblem("must not contain control characters")
+    if _BIDI_CONTROLS.search(value):
+        raise FieldProblem("must not contain bidirectional control characters")
     return value
 
 
-def optional_text(limit: int, *, single_line: bool) -> Callable[[str | None], str | None]:
-    """A rule for free text up to ``limit`` characters; blank becomes None."""
+def optional_text(
+    limit: int, *, single_line: bool, name: bool = False
+) -> Callable[[str | None], str | None]:
+    """A rule for free text up to ``limit`` characters; blank becomes None. A ``name`` also
+    refuses bidirectional controls."""
 
     def rule(value: str | None) -> str | None:
         if value is None:
@@ -116,12 +142,14 @@ def optional_text(limit: int, *, single_line: bool) -> Callable[[str | None], st
             raise FieldProblem(f"must be at most {limit} characters")
         if _CONTROL.search(value):
             raise FieldProblem("must not contain control characters")
+        if name and _BIDI_CONTROLS.search(value):
+            raise FieldProblem("must not contain bidirectional control characters")
         return value
 
     return rule
 
 
-nickname = optional_text(MAX_NICKNAME_LENGTH, single_line=True)
+nickname = optional_text(MAX_NICKNAME_LENGTH, single_line=True, name=True)
 bio = optional_text(MAX_BIO_LENGTH, single_line=False)
 status_text = optional_text(MAX_STATUS_TEXT_LENGTH, single_line=True)
 

@@ -1,9 +1,16 @@
-"""Slowing down password guessing: failures are counted per account and per client address in
-a window; past the limit, logins from there are refused until the lockout ends."""
+"""Slowing down password guessing: failures are counted per login typed, per account and per
+client address in a window; past the limit, logins from there are refused until the lockout ends.
+
+A lockout shows (429) only for what the client typed: the login itself, or its address. An
+account's own lockout, reached through either its username or its email, refuses silently (the
+answer of a wrong password), so a client that locked `ada` cannot learn which email address is
+ada's by seeing it locked too: an unknown address is answered the same way."""
 
 from __future__ import annotations
 
 import math
+import unicodedata
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,7 +25,13 @@ class ThrottlePolicy:
 
 
 def account_key(identifier: str) -> str:
-    return f"account:{identifier.strip().lower()}"
+    """Failures with one login as typed (a username or an email, known or not)."""
+    return f"account:{unicodedata.normalize('NFKC', identifier).strip().lower()}"
+
+
+def user_key(user_id: uuid.UUID) -> str:
+    """Failures against one account, whichever of its logins was typed."""
+    return f"user:{user_id}"
 
 
 def address_key(address: str) -> str:
@@ -26,7 +39,8 @@ def address_key(address: str) -> str:
 
 
 def join_address_key(address: str) -> str:
-    """Failed join-link lookups from one client address: guessing links, not passwords."""
+    """Failed link lookups (join and set-password) from one client address: guessing links,
+    not passwords."""
     return f"join-address:{address}"
 
 

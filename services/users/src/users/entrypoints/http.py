@@ -13,7 +13,6 @@ from fastapi import (
     File,
     Header,
     HTTPException,
-    Query,
     Request,
     Response,
     UploadFile,
@@ -24,6 +23,8 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from onboarding_shared.auth import AdminPrincipal, CurrentPrincipal
+from onboarding_shared.body_limit import body_limit
+from onboarding_shared.list_queries import DeprecatedSearch, Limit, Offset, Search, search_term
 from users.domain.avatars import AvatarRejected, AvatarTooLarge, content_etag, initials_svg
 from users.domain.model import LastAdmin, NewUser, NotAllowed, User, UserStatus
 from users.domain.rules import InvalidFields
@@ -174,17 +175,30 @@ class SetPasswordRequest(Strict):
     password: str = Field(min_length=1, max_length=MAX_SECRET)
 
 
-@auth_router.post("/set-password", status_code=status.HTTP_204_NO_CONTENT)
-async def set_password(body: SetPasswordRequest, context: Context) -> Response:
+@auth_router.post(
+    "/set-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={429: {"description": "Too many unknown links from this client: wait"}},
+)
+async def set_password(body: SetPasswordRequest, request: Request, context: Context) -> Response:
     """Set a password with the single-use link from the welcome email."""
-    await services.set_password_with_link(
-        context.uow(),
-        body.token,
-        body.password,
-        policy=context.policy,
-        hasher=context.hasher,
-        now=datetime.now(UTC),
-    )
+    try:
+        await services.set_password_with_link(
+            context.uow(),
+            body.token,
+            body.password,
+            policy=context.policy,
+            hasher=context.hasher,
+            address=request.client.host if request.client else "",
+            throttling=context.settings.throttling,
+            now=datetime.now(UTC),
+        )
+    except LoginThrottled as throttled:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many invalid links; try again later",
+            headers={"Retry-After": str(throttled.retry_after)},
+        ) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -249,13 +263,18 @@ async def list_users(
     _admin: AdminPrincipal,
     context: Context,
     status: UserStatus | None = None,
-    search: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    search: Search = None,
+    q: DeprecatedSearch = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> UserList:
-    """Newest first; `search` matches name, username or email."""
+    """Newest first; `search` matches name, username or email (`q` is its old name)."""
     page = await services.list_users(
-        context.uow(), status=status, search=search, limit=limit, offset=offset
+        context.uow(),
+        status=status,
+        search=search_term(search, q),
+        limit=limit,
+        offset=offset,
     )
     return UserList(
         items=[UserOut.of(user) for user in page.items],
@@ -309,6 +328,8 @@ class AvatarOut(BaseModel):
 
 
 @users_router.put("/{user_id}/avatar")
+# 413 before reading past the picture's limit (plus its multipart envelope).
+@body_limit("avatar_max_bytes", refusal="image refused: larger than {limit} bytes")
 async def put_avatar(
     user_id: uuid.UUID,
     image: Annotated[UploadFile, File(description="PNG, JPEG, GIF or WebP")],

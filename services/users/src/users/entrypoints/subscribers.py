@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from onboarding_shared.contract import (
     Envelope,
-    InvitationRequested,
+    InvitationIssued,
     InvitationRevoked,
     UserActivated,
 )
@@ -39,18 +39,18 @@ def _invitations(context: UsersContext) -> ReliableConsumer:
     """The invitations whose links the join page accepts (only their tokens' hashes)."""
     settings = context.settings
 
-    async def on_requested(event: Envelope[InvitationRequested], _delivery: Delivery) -> None:
+    async def on_issued(event: Envelope[InvitationIssued], _delivery: Delivery) -> None:
         await services.record_invitation(context.uow(), event)
 
     async def on_revoked(event: Envelope[InvitationRevoked], _delivery: Delivery) -> None:
         await services.record_revocation(context.uow(), event)
 
     router = EventRouter()
-    router.register(InvitationRequested, on_requested)
+    router.register(InvitationIssued, on_issued)
     router.register(InvitationRevoked, on_revoked)
     queue = settings.consumer_queue(
         INVITATIONS_QUEUE,
-        InvitationRequested.spec.routing_key,
+        InvitationIssued.spec.routing_key,
         InvitationRevoked.spec.routing_key,
     )
     return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)

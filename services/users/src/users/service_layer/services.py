@@ -14,7 +14,7 @@ from typing import Any
 from onboarding_shared.auth import Principal
 from onboarding_shared.contract import (
     Envelope,
-    InvitationRequested,
+    InvitationIssued,
     InvitationRevoked,
     UserActivated,
     UserCreated,
@@ -41,6 +41,7 @@ from users.domain.throttling import (
     account_key,
     address_key,
     join_address_key,
+    user_key,
 )
 from users.service_layer.ports import (
     AvatarProcessor,
@@ -358,20 +359,28 @@ async def authenticate(
 ) -> User:
     """The account, with UserLoggedIn committed, whatever kind of login follows (a token for
     the API or a browser session); LoginRefused / LoginThrottled / AccountDeactivated."""
-    login_key = attempt.login.strip().lower()
+    login_key = rules.login_key(attempt.login)
     async with uow:
         user = await uow.users.find_by_login(login_key) if login_key else None
-        keys = _throttle_keys(throttling, user, login_key, attempt.address)
+        keys = _throttle_keys(throttling, login_key, attempt.address)
         await _refuse_if_throttled(uow, keys, now)
+        # The account's own lockout refuses silently: a 429 here would tell which logins
+        # (username, email) belong to the locked account, as an unknown one gets 401.
+        account = (user_key(user.id), throttling.max_failures_per_account) if user else None
+        account_locked = account is not None and await _locked(uow, account[0], now)
+    if account is not None and not account_locked:
+        keys.append(account)
     # An unknown account still costs one hash check, so timing does not reveal it.
-    if not await hasher.verify(user.password_hash if user else None, attempt.password):
+    verified = await hasher.verify(user.password_hash if user else None, attempt.password)
+    if not verified or account_locked:
         await _record_failure(uow, keys, throttling, now)
         raise LoginRefused()
     assert user is not None
     if not user.can_log_in:
         raise AccountDeactivated()
     async with uow:
-        await _forget_failures(uow, keys[0][0], now)
+        await _forget_failures(uow, account_key(login_key), now)
+        await _forget_failures(uow, user_key(user.id), now)
         uow.emit(
             UserLoggedIn(
                 user_id=user.id,
@@ -386,14 +395,19 @@ async def authenticate(
 
 
 def _throttle_keys(
-    throttling: ThrottlePolicy, user: User | None, login_key: str, address: str
+    throttling: ThrottlePolicy, login_key: str, address: str
 ) -> list[tuple[str, int]]:
-    """(key, limit) pairs, account first: every login takes the locks in the same order."""
-    account = account_key(str(user.id) if user else login_key)
+    """(key, limit) pairs whose lockout is answered with 429: the login as typed, known or not,
+    and the client's address."""
     return [
-        (account, throttling.max_failures_per_account),
+        (account_key(login_key), throttling.max_failures_per_account),
         (address_key(address), throttling.max_failures_per_address),
     ]
+
+
+async def _locked(uow: UsersUnitOfWork, key: str, now: datetime) -> bool:
+    throttle = await uow.throttles.get(key)
+    return throttle is not None and throttle.retry_after(now) is not None
 
 
 async def _refuse_if_throttled(
@@ -412,15 +426,16 @@ async def _record_failure(
     uow: UsersUnitOfWork, keys: list[tuple[str, int]], policy: ThrottlePolicy, now: datetime
 ) -> None:
     async with uow:
-        for key, limit in keys:
+        for key, limit in sorted(keys):  # every login takes the locks in the same order
             throttle = await uow.throttles.lock_or_create(LoginThrottle.fresh(key, now))
             throttle.record_failure(now, limit=limit, policy=policy)
         await uow.commit()
 
 
-async def _forget_failures(uow: UsersUnitOfWork, account: str, now: datetime) -> None:
-    """Only the account's count: a success must not wipe an address guessing other accounts."""
-    throttle = await uow.throttles.get(account)
+async def _forget_failures(uow: UsersUnitOfWork, key: str, now: datetime) -> None:
+    """Only the login's and the account's counts: a success must not wipe an address guessing
+    other accounts."""
+    throttle = await uow.throttles.get(key)
     if throttle is not None and throttle.failures:
         throttle.reset(now)
 
@@ -432,10 +447,21 @@ async def set_password_with_link(
     *,
     policy: AccountPolicy,
     hasher: PasswordHasher,
+    address: str,
+    throttling: ThrottlePolicy,
     now: datetime,
 ) -> User:
-    """Spend a single-use link. Reaching the link proves the mailbox, so the email is verified."""
+    """Spend a single-use link. Reaching the link proves the mailbox, so the email is verified.
+    Unknown links count against the client address, as join links do: guessing is slowed down
+    (LoginThrottled)."""
     link_hash = hash_link_token(token)
+    guesses = [(join_address_key(address), throttling.max_join_failures_per_address)]
+    async with uow:
+        await _refuse_if_throttled(uow, guesses, now)
+        user = await uow.users.find_by_password_link(link_hash)
+    if user is None:
+        await _record_failure(uow, guesses, throttling, now)
+        raise InvalidLink()
     async with uow:
         user = await uow.users.find_by_password_link(link_hash)
         if user is None or not user.password_link_usable(now):
@@ -525,7 +551,7 @@ async def join(
     return user
 
 
-async def record_invitation(uow: UsersUnitOfWork, event: Envelope[InvitationRequested]) -> None:
+async def record_invitation(uow: UsersUnitOfWork, event: Envelope[InvitationIssued]) -> None:
     """Learn (or renew) the grant of an invitation: only the token's hash is kept."""
     data = event.data
     async with uow:

@@ -391,7 +391,7 @@ $("#user-search").addEventListener(
 $("#status-filter").addEventListener("change", (event) => users.setFilter("status", event.target.value));
 $("#invitation-search").addEventListener(
   "input",
-  debounce((event) => invitations.setFilter("q", event.target.value.trim())),
+  debounce((event) => invitations.setFilter("search", event.target.value.trim())),
 );
 $("#invitation-status").addEventListener("change", (event) =>
   invitations.setFilter("status", event.target.value),
