@@ -8,9 +8,10 @@ from email.message import EmailMessage
 import pytest
 
 from mailer.adapters.smtp import SmtpSender
+from mailer.domain.model import TransientSendError
 from mailer.settings import MailerSettings
 from tests.support.auth import verifier_settings
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +42,25 @@ async def test_no_more_sessions_are_open_at_once_than_smtp_max_connections(
 
     assert len(smtp_server.messages) == 12
     assert smtp_server.handler.most_in_data == 3
+
+
+async def test_a_change_of_reachability_is_signalled_once(smtp_server: SmtpServer) -> None:
+    def sender_to(port: int) -> SmtpSender:
+        return SmtpSender(
+            MailerSettings(
+                **verifier_settings(), smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none"
+            )
+        )
+
+    reachable = sender_to(smtp_server.port)
+    await reachable.send(message(1))
+    assert reachable.reachability_changed.is_set()  # the first outcome is news
+    reachable.reachability_changed.clear()
+    await reachable.send(message(2))
+    assert not reachable.reachability_changed.is_set()  # the same again is not
+
+    unreachable = sender_to(free_port())
+    with pytest.raises(TransientSendError):
+        await unreachable.send(message(3))
+    assert unreachable.reachability_changed.is_set()
+    assert unreachable.last_attempt is not None and not unreachable.last_attempt.reached_server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -98,6 +99,10 @@ class ScriptedSender:
     @property
     def last_attempt(self) -> AttemptOutcome | None:
         return None
+
+    @property
+    def reachability_changed(self) -> asyncio.Event:
+        return asyncio.Event()
 
     async def send(self, message: EmailMessage) -> None:
         outcome = self.outcomes.pop(0) if self.outcomes else None

@@ -32,10 +32,15 @@ class SmtpSender:
         # Providers cap concurrent sessions per account; PREFETCH per queue could exceed it.
         self._sessions = asyncio.Semaphore(settings.smtp_max_connections)
         self._last_attempt: AttemptOutcome | None = None
+        self._reachability_changed = asyncio.Event()
 
     @property
     def last_attempt(self) -> AttemptOutcome | None:
         return self._last_attempt
+
+    @property
+    def reachability_changed(self) -> asyncio.Event:
+        return self._reachability_changed
 
     async def send(self, message: EmailMessage) -> None:
         reached = False
@@ -54,7 +59,10 @@ class SmtpSender:
             reached = error.server_answered
             raise
         finally:
+            previous = self._last_attempt
             self._last_attempt = AttemptOutcome(reached_server=reached, at=datetime.now(UTC))
+            if previous is None or previous.reached_server != reached:
+                self._reachability_changed.set()
 
     async def _send(self, message: EmailMessage) -> None:
         try:

@@ -3,6 +3,7 @@ add a header (the standard library refuses line breaks in header values)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -89,12 +90,15 @@ def render_welcome(email: WelcomeEmail) -> RenderedEmail:
     )
 
 
-def build_message(rendered: RenderedEmail, *, sender: str, recipient: str) -> EmailMessage:
+def build_message(
+    rendered: RenderedEmail, *, sender: str, recipient: str, message_id: uuid.UUID | None = None
+) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = sender
     message["To"] = recipient
-    message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].strip(">").strip())
+    domain = sender.rsplit("@", 1)[-1].strip(">").strip()
+    message["Message-ID"] = f"<{message_id}@{domain}>" if message_id else make_msgid(domain=domain)
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     return message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
@@ -32,8 +33,11 @@ def heartbeat(
     context: MailerContext, publisher: Publisher
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """A background job. Published directly, not through the outbox: it records no change,
-    and a lost beat is replaced by the next one."""
+    and a lost beat is replaced by the next one. A beat also goes out as soon as a send
+    reaches the SMTP server after failing to, or the reverse, so the services' warning follows
+    an outage within moments, not a whole interval later."""
     interval = context.settings.status_interval_seconds
+    changed = context.sender.reachability_changed if context.sender else None
 
     async def beat_forever() -> None:
         while True:
@@ -41,9 +45,19 @@ def heartbeat(
                 await publisher.publish(_message(current_status(context), interval))
             except Exception as error:  # the broker may be away; the next beat will tell
                 log.warning("mailer heartbeat not published", extra={"error": repr(error)})
-            await asyncio.sleep(interval)
+            await _next_beat(changed, interval)
 
     return beat_forever
+
+
+async def _next_beat(changed: asyncio.Event | None, interval: float) -> None:
+    if changed is None:
+        await asyncio.sleep(interval)
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(interval):
+            await changed.wait()
+    changed.clear()
 
 
 def _message(status: MailerStatus, interval: float) -> OutgoingMessage:

@@ -67,7 +67,11 @@ def invitation_email(event: Envelope[InvitationRequested], *, sender: str) -> Ou
         source_event_id=event.event_id,
         kind=INVITATION_KIND,
         reference_id=data.invitation_id,
-        message=build_message(rendered, sender=sender, recipient=data.email),
+        # The event's id: a resend after a crash carries the same Message-ID, so receivers
+        # can drop the duplicate.
+        message=build_message(
+            rendered, sender=sender, recipient=data.email, message_id=event.event_id
+        ),
     )
 
 
@@ -88,7 +92,11 @@ def welcome_email(event: Envelope[WelcomeEmailRequested], *, sender: str) -> Out
         source_event_id=event.event_id,
         kind=WELCOME_KIND,
         reference_id=data.user_id,
-        message=build_message(rendered, sender=sender, recipient=data.email),
+        # The event's id: a resend after a crash carries the same Message-ID, so receivers
+        # can drop the duplicate.
+        message=build_message(
+            rendered, sender=sender, recipient=data.email, message_id=event.event_id
+        ),
     )
 
 
@@ -98,9 +106,11 @@ async def deliver(
     """Send ``outgoing`` unless it was already settled (then None); emit EmailSent or
     EmailFailed and say which, once committed.
 
-    The email's row stays locked while sending, so a duplicate of the same event waits and
-    then finds it settled. A transient failure raises, for the consumer to retry later,
-    except on the last attempt, where it becomes EmailFailed.
+    The attempt is counted in a transaction of its own first, so it stays counted whatever
+    happens to the one that sends (a database cut, a crash). The email's row stays locked
+    while sending, so a duplicate of the same event waits and then finds it settled. A
+    transient failure raises, for the consumer to retry later, except on the last attempt,
+    where it becomes EmailFailed.
     """
     async with uow:
         await uow.emails.add_if_absent(_record_of(outgoing))
@@ -108,6 +118,11 @@ async def deliver(
         if email is None or email.settled:
             return None
         email.begin_attempt()
+        await uow.commit()
+    async with uow:
+        email = await uow.emails.lock_for_event(outgoing.source_event_id)
+        if email is None or email.settled:
+            return None  # a duplicate delivery sent it in between
         try:
             await sender.send(outgoing.message)
         except SendError as error:
