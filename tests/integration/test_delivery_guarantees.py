@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from faststream.rabbit import Channel, RabbitBroker
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 
 from invitations.adapters.orm import messaging
 from invitations.bootstrap import MIGRATIONS, create_app
@@ -37,9 +37,10 @@ def through(proxy: TcpProxy, amqp_url: str) -> str:
     ).geturl()
 
 
-async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_it_returns(
-    databases: DatabaseFactory, amqp_url: str, namespace: Namespace, probe: EventProbe
-) -> None:
+async def invitations_behind_a_proxy(
+    databases: DatabaseFactory, amqp_url: str, namespace: Namespace
+) -> tuple[TcpProxy, InvitationsSettings]:
+    """The invitations service's settings, reaching the broker through a proxy the test cuts."""
     target = urlsplit(amqp_url)
     proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
     database_url = await databases.create_migrated("invitations", MIGRATIONS)
@@ -47,6 +48,13 @@ async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_
         **service_settings(namespace, through(proxy, amqp_url), database_url),
         **verifier_settings(),
     )
+    return proxy, settings
+
+
+async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_it_returns(
+    databases: DatabaseFactory, amqp_url: str, namespace: Namespace, probe: EventProbe
+) -> None:
+    proxy, settings = await invitations_behind_a_proxy(databases, amqp_url, namespace)
     try:
         async with in_process(create_app, settings) as client:
             await proxy.cut()
@@ -162,3 +170,55 @@ async def test_relay_replicas_share_the_outbox_and_publish_each_row_once(
     assert len(ids) == 300 == len(set(ids))
     assert sum(counts) == 300
     assert all(count > 0 for count in counts), f"one replica did all the work: {counts}"
+
+
+async def test_pending_rows_go_out_at_once_when_the_broker_returns(
+    databases: DatabaseFactory, amqp_url: str, namespace: Namespace, probe: EventProbe
+) -> None:
+    """A reconnection resets the backoff the rows built up during the outage (issue 11 §3)."""
+    proxy, settings = await invitations_behind_a_proxy(databases, amqp_url, namespace)
+    database_url = settings.database_url
+    engine = create_engine(database_url)
+    try:
+        async with in_process(create_app, settings) as client:
+            relay: OutboxRelay = client.app.state.runtime.relay  # type: ignore[attr-defined]
+            await proxy.cut()
+            response = await client.post(
+                "/api/v1/invitations",
+                json={"emails": "x@example.com, y@example.com"},
+                headers=admin_headers(),
+            )
+            assert response.status_code == 202
+
+            async def backing_off() -> bool:
+                async with engine.connect() as connection:
+                    attempts = (
+                        await connection.execute(
+                            select(messaging.outbox.c.attempts).where(
+                                messaging.outbox.c.published_at.is_(None)
+                            )
+                        )
+                    ).scalars()
+                    return all(count >= 2 for count in attempts)
+
+            assert await eventually(backing_off, timeout=30)
+            # Where a long outage's backoff gets them: without the reset they would wait this.
+            async with engine.begin() as connection:
+                await connection.execute(
+                    update(messaging.outbox)
+                    .where(messaging.outbox.c.published_at.is_(None))
+                    .values(next_attempt_at=datetime.now(UTC) + timedelta(minutes=2))
+                )
+            assert (await relay.stats()).pending == 4
+
+            await proxy.restore()
+
+            async def drained() -> bool:
+                return (await relay.stats()).pending == 0
+
+            # The client reconnects within its reconnect interval (2 s); then all go at once.
+            assert await eventually(drained, timeout=10)
+            assert len(probe.events("invitation.issued.v1")) == 2
+    finally:
+        await proxy.cut()
+        await engine.dispose()

@@ -73,6 +73,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     # No pre-ping: on asyncpg it costs a transaction per checkout (measured: the largest single
     # cost in `make bench`). A connection broken by a database restart fails one operation,
@@ -81,12 +82,34 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off: it would BEGIN (deferred) only before an
+    # INSERT/UPDATE/DELETE and run every earlier SELECT outside any transaction, so a unit of
+    # work could decide on what it read and then write after another one had changed it.
+    # SQLAlchemy's "begin" event emits our BEGIN instead (_begin_immediate); the driver still
+    # emits COMMIT and ROLLBACK. (The recipe of SQLAlchemy's pysqlite/aiosqlite docs.)
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # WAL lets the HTTP handlers read while the relay or a consumer writes.
+    # WAL: cheaper commits, and readers outside these engines (the schema check at start-up,
+    # the sqlite3 shell) never wait for a writer.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # A transaction that finds the write lock taken waits for it (30 s) instead of failing.
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _begin_immediate(connection: Connection) -> None:
+    """Every transaction on SQLite takes the database's write lock when it begins, and holds it
+    to its end: transactions then run one after the other, reads included, so what a unit of
+    work read is still true when it writes, as with PostgreSQL's row and advisory locks.
+
+    Read-only transactions (lists, the busy path of a consumer) take the lock too, on purpose:
+    the service layer decides after reading whether it writes, and a deferred transaction that
+    read an older snapshot cannot take the lock afterwards (SQLITE_BUSY at once, busy_timeout
+    does not apply), so it would fail where it should have waited. Readers therefore wait for
+    the writer in hand, for as long as its (short) transaction lasts; SQLite serves one process
+    and light traffic here, PostgreSQL the rest."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,4 +1,5 @@
-"""422 answers that never repeat what was sent.
+"""Error answers every service gives: 422s that never repeat what was sent, and 503s while the
+database is unreachable.
 
 FastAPI's default answer to a request that fails validation lists each problem with the
 ``input`` it was given: a password that is one character too long, a token, a 10 MB body, all
@@ -9,12 +10,18 @@ bounds, the pattern, the accepted values), never anything taken from the request
 
 from __future__ import annotations
 
+import errno
+import logging
+import socket
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+
+log = logging.getLogger(__name__)
 
 # Context entries that come from the schema, not from the input.
 _SCHEMA_CONTEXT = frozenset(
@@ -57,3 +64,57 @@ async def validation_error(_request: Request, error: Exception) -> JSONResponse:
 def answer_validation_errors_without_input(app: FastAPI) -> None:
     """Install the handler on ``app`` (every service does, through create_http_app)."""
     app.add_exception_handler(RequestValidationError, validation_error)
+
+
+# 503 answers: the database (or the network to it) is away. The request's transaction was never
+# committed (the unit of work commits last, and a failed commit leaves nothing), so the client
+# may simply send it again.
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_DETAIL = "The service is temporarily unavailable; try again shortly."
+_CONNECTION_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+    }
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached (rather than a bug, or a refusal
+    of this particular statement)."""
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    if isinstance(error, sa_exc.TimeoutError):  # no connection free in the pool in time
+        return True
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    return isinstance(error, OSError) and error.errno in _CONNECTION_ERRNOS
+
+
+async def unavailable(request: Request, error: Exception) -> JSONResponse:
+    if not is_outage(error):
+        raise error  # a bug: the server error middleware answers 500 and logs it
+    log.warning(
+        "database unreachable: answered 503",
+        extra={"path": request.url.path, "error": type(error).__name__},
+    )
+    return JSONResponse(
+        {"detail": UNAVAILABLE_DETAIL},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def answer_outages_with_503(app: FastAPI) -> None:
+    """While the database is unreachable every API answers a JSON 503 with Retry-After, not a
+    bare 500 (every service does, through create_http_app)."""
+    for error in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError):
+        app.add_exception_handler(error, unavailable)

@@ -30,10 +30,17 @@ from onboarding_shared.contract import mail_exchange_for
 from onboarding_shared.contract.asyncapi import ServiceEvents, service_document
 from onboarding_shared.correlation import use_correlation_id
 from onboarding_shared.db import create_engine, session_factory
-from onboarding_shared.http_errors import answer_validation_errors_without_input
+from onboarding_shared.http_errors import (
+    answer_outages_with_503,
+    answer_validation_errors_without_input,
+)
 from onboarding_shared.messaging.consumer import ReliableConsumer
 from onboarding_shared.messaging.outbox import OutboxRelay
 from onboarding_shared.messaging.publisher import RabbitPublisher
+from onboarding_shared.messaging.queues import (
+    ConsumerQueuesGate,
+    declare_other_consumer_queues,
+)
 from onboarding_shared.messaging.topology import (
     ConsumerQueue,
     declare_consumer_queue,
@@ -118,6 +125,7 @@ class ServiceRuntime:
     # Whether it publishes mailer-only requests: then it makes sure their exchange exists.
     publishes_mail: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    consumers_gate: ConsumerQueuesGate | None = None
 
     @classmethod
     def create(
@@ -134,8 +142,16 @@ class ServiceRuntime:
             timeout=settings.publish_timeout_seconds,
             user_id=settings.broker_user,
         )
-        relay = OutboxRelay(sessions, tables.outbox, publisher, settings.relay)
+        # No event goes out before every queue the contract says consumes it exists: another
+        # service may not have started yet (messaging/queues.py).
+        gate = ConsumerQueuesGate(
+            queue_prefix=settings.queue_prefix, timeout=settings.publish_timeout_seconds
+        )
+        relay = OutboxRelay(
+            sessions, tables.outbox, publisher, settings.relay, hold_back=gate.check
+        )
         runtime = cls(service, settings, engine, sessions, broker, publisher, relay)
+        runtime.consumers_gate = gate
         runtime.background.append(
             periodic(
                 settings.metrics_refresh_seconds,
@@ -152,6 +168,10 @@ class ServiceRuntime:
             broker_user=self.settings.broker_user,
             producer_users=self.settings.producer_users,
         )
+
+    def _broker_returned(self, *_: Any) -> None:
+        # What backed off while the broker was away goes out now, not when its backoff ends.
+        self.relay.broker_returned()
 
     async def refresh_outbox_gauges(self) -> None:
         stats = await self.relay.stats()
@@ -170,14 +190,21 @@ class ServiceRuntime:
                 f"cannot reach RabbitMQ at {redact_url(self.settings.amqp_url)} ({error}); "
                 "start it (e.g. `rabbitmq-server -detached`) or set AMQP_URL"
             ) from None
+        connection.reconnect_callbacks.add(self._broker_returned)
+        if self.consumers_gate is not None:
+            self.consumers_gate.attach(connection)
         async with connection.channel() as channel:
             await declare_events_exchange(channel, self.settings.events_exchange)
             if self.publishes_mail:
                 await declare_events_exchange(
                     channel, mail_exchange_for(self.settings.events_exchange)
                 )
-            for queue in [consumer.queue for consumer in self.consumers] + self.dormant_queues:
+            own = [consumer.queue for consumer in self.consumers] + self.dormant_queues
+            for queue in own:
                 await declare_consumer_queue(channel, queue)
+        await declare_other_consumer_queues(
+            connection, self.settings, own={queue.name for queue in own}
+        )
         await self.broker.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         for job in self.background:
@@ -188,6 +215,8 @@ class ServiceRuntime:
         """Stop consuming (in-flight handlers finish or are redelivered), then the relay's last
         batch, then the connections."""
         await self.broker.stop()
+        if self.consumers_gate is not None:
+            self.consumers_gate.detach()
         self.relay.stop()
         for task in self._tasks:
             if task.get_name() != "outbox-relay":
@@ -254,6 +283,7 @@ def create_http_app(
     )
     app.add_middleware(CorrelationMiddleware)
     answer_validation_errors_without_input(app)
+    answer_outages_with_503(app)
     app.state.runtime = runtime
     if isinstance(runtime.settings, TokenVerificationSettings):
         app.state.token_verifier = runtime.settings.token_verifier()

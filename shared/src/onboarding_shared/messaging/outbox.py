@@ -3,6 +3,13 @@
 The relay takes due rows with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work without
 publishing a row twice at once), publishes them concurrently with confirms, and marks each one
 published or schedules its next attempt with exponential backoff. It never gives up on a row.
+
+Backoff is for a row that keeps failing on its own, not for an outage: once the broker is back
+(a reconnection, or a publish that succeeds after failures) every pending row is due again at
+once, so the outbox drains right away instead of row by row as their backoffs expire.
+
+An event is held back (``hold_back``) while a queue that consumes it does not exist yet: published
+then, it would be lost for that consumer even though another one's queue routed it.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -96,6 +103,18 @@ class OutboxStats:
     oldest_pending_age_seconds: float
 
 
+# A row held back for a consumer queue that does not exist yet is tried again within this long,
+# however often it was held: the consumer's service may start at any moment.
+HOLD_BACK_MAX_SECONDS = 5.0
+
+# Raises HeldBack when an event of this routing key must not be published yet.
+HoldBack = Callable[[str], Awaitable[None]]
+
+
+class HeldBack(Exception):
+    """An event must wait, on purpose (e.g. a queue that consumes it is not declared yet)."""
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -103,17 +122,43 @@ class OutboxRelay:
         table: Table,
         publisher: Publisher,
         settings: RelaySettings = RelaySettings(),
+        *,
+        hold_back: HoldBack | None = None,
     ) -> None:
         self._sessions = sessions
         self._table = table
         self._publisher = publisher
         self._settings = settings
+        self._hold_back = hold_back
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Publishes failed, and none succeeded since: the broker is (probably) away.
+        self._failing = False
+        self._reset_requested = False
 
     def notify(self) -> None:
         """Tell the relay new rows were committed, so it need not wait for its next poll."""
         self._wakeup.set()
+
+    def broker_returned(self) -> None:
+        """The broker connection was re-established: every pending row is due now."""
+        self._reset_requested = True
+        self._wakeup.set()
+
+    async def reset_backoff(self) -> int:
+        """Make every pending row due now (an outage is over); return how many were waiting."""
+        now = utcnow()
+        table = self._table
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(table)
+                .where(table.c.published_at.is_(None), table.c.next_attempt_at > now)
+                .values(next_attempt_at=now)
+            )
+        reset = int(getattr(result, "rowcount", 0) or 0)
+        if reset:
+            log.info("broker back: pending outbox rows are due now", extra={"rows": reset})
+        return reset
 
     def stop(self) -> None:
         self._stopping.set()
@@ -123,6 +168,9 @@ class OutboxRelay:
         """Relay until stopped; the batch in hand when stop() is called is finished first."""
         while not self._stopping.is_set():
             try:
+                if self._reset_requested:
+                    self._reset_requested = False
+                    await self.reset_backoff()
                 published = await self.relay_once()
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
@@ -132,22 +180,76 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of due rows; return how many were published."""
-        async with self._sessions() as session, session.begin():
-            rows = await self._take_due_rows(session)
-            if not rows:
-                return 0
-            outcomes = await asyncio.gather(
-                *(self._publish(row) for row in rows), return_exceptions=True
-            )
-            await self._record(session, rows, outcomes)
-        return sum(1 for outcome in outcomes if not isinstance(outcome, BaseException))
+        async with self._sessions() as session:
+            if session.get_bind().dialect.name == "sqlite":
+                outcomes = await self._relay_outside_the_transaction(session)
+            else:
+                # Replicas share the outbox: the rows stay locked (SKIP LOCKED) while published.
+                async with session.begin():
+                    rows = await self._take_due_rows(session)
+                    outcomes = await self._publish_all(rows)
+                    await self._record(session, rows, outcomes)
+        return await self._settle(outcomes)
 
-    async def _publish(self, row: Any) -> None:
+    async def _relay_outside_the_transaction(self, session: AsyncSession) -> list[object]:
+        """SQLite: every transaction holds the database's one write lock (db.py), so holding
+        one while publishing would make every request wait on the broker. One process owns an
+        SQLite file, so no other relay can take these rows meanwhile."""
+        async with session.begin():
+            rows = await self._take_due_rows(session)
+        outcomes = await self._publish_all(rows)
+        if rows:
+            async with session.begin():
+                await self._record(session, rows, outcomes)
+        return outcomes
+
+    async def _publish_all(self, rows: Sequence[Any]) -> list[object]:
+        if not rows:
+            return []
+        held = await self._held_back({row.routing_key for row in rows})
+        return await asyncio.gather(
+            *(self._publish(row, held.get(row.routing_key)) for row in rows),
+            return_exceptions=True,
+        )
+
+    async def _settle(self, outcomes: Sequence[object]) -> int:
+        """How many went out; and, once publishing works again, the end of the backoff."""
+        published = sum(1 for outcome in outcomes if not isinstance(outcome, BaseException))
+        failed = any(
+            isinstance(outcome, BaseException) and not isinstance(outcome, HeldBack)
+            for outcome in outcomes
+        )
+        if published and self._failing:
+            # Publishing works again: what backed off during the outage need not wait more.
+            self._failing = False
+            await self.reset_backoff()
+        elif failed and not published:
+            self._failing = True
+        return published
+
+    async def _held_back(self, routing_keys: set[str]) -> dict[str, BaseException]:
+        """Why each routing key must wait, if it must (asked once per batch and key). A check
+        that cannot be made (the broker is away) fails those rows like a failed publish."""
+        if self._hold_back is None:
+            return {}
+        keys = sorted(routing_keys)
+        answers = await asyncio.gather(
+            *(self._hold_back(key) for key in keys), return_exceptions=True
+        )
+        return {
+            key: answer
+            for key, answer in zip(keys, answers, strict=True)
+            if isinstance(answer, BaseException)
+        }
+
+    async def _publish(self, row: Any, held: BaseException | None = None) -> None:
         # Its own task (gather), so the log and trace context stay with this row.
         with (
             log_context(event_id=str(row.event_id), correlation_id=row.correlation_id),
             continued_trace(row.headers),
         ):
+            if held is not None:
+                raise held
             await self._publisher.publish(_message(row))
 
     async def stats(self) -> OutboxStats:
@@ -199,6 +301,8 @@ class OutboxRelay:
     ) -> None:
         attempts = row.attempts + 1
         delay = self._backoff(attempts)
+        if isinstance(error, HeldBack):
+            delay = min(delay, HOLD_BACK_MAX_SECONDS)
         log.warning(
             "outbox publish failed",
             extra={

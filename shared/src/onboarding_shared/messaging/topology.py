@@ -83,16 +83,12 @@ async def declare_events_exchange(
 
 
 async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue) -> None:
-    """Declare (idempotently) the queue, its bindings, its wait queues and its parking queue."""
-    await declare_events_exchange(channel, queue.events_exchange)
-    dlx = await channel.declare_exchange(
-        queue.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
-    )
-    parked = await channel.declare_queue(
-        queue.parking_queue, durable=True, arguments={"x-queue-type": "quorum", **_expiry(queue)}
-    )
-    await parked.bind(dlx, routing_key=queue.name)
+    """Declare (idempotently) the queue, its bindings, its wait queues and its parking queue.
 
+    The parking queue comes last: publishers take its existence to mean that the work queue and
+    all its bindings are in place (``queues.ConsumerQueuesGate``). Nothing is parked before the
+    queue has a consumer, so it is not needed earlier."""
+    await declare_events_exchange(channel, queue.events_exchange)
     work = await channel.declare_queue(
         queue.name,
         durable=True,
@@ -124,3 +120,11 @@ async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue)
                 },
             ),
         )
+
+    dlx = await channel.declare_exchange(
+        queue.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    parked = await channel.declare_queue(
+        queue.parking_queue, durable=True, arguments={"x-queue-type": "quorum", **_expiry(queue)}
+    )
+    await parked.bind(dlx, routing_key=queue.name)

@@ -60,7 +60,12 @@ class SqlAlchemyAccountRepository(AccountRepository):
 
     async def serialize_on(self, identifiers: Sequence[Identifier]) -> None:
         if _dialect(self._session) != "postgresql":
-            return  # SQLite has a single writer: transactions are serialised already
+            # Nothing to take on SQLite: every transaction there begins IMMEDIATE (see
+            # onboarding_shared.db.create_engine), so it has held the whole database's write
+            # lock since its first statement, reads included, and units of work run one after
+            # the other. (Without that, SQLite's single writer would not be enough: a deferred
+            # transaction reads before it takes the lock, and both sides could miss each other.)
+            return
         for key in sorted({identifier_key(identifier) for identifier in identifiers}):
             await self._session.execute(
                 select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0)))

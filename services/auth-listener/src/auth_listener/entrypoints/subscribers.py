@@ -25,10 +25,16 @@ from onboarding_shared.messaging.consumer import (
     PermanentFailure,
     ReliableConsumer,
 )
+from onboarding_shared.messaging.queues import (
+    AUTH_LISTENER_ACCOUNTS,
+    AUTH_LISTENER_LOGINS,
+    consumer_queue,
+)
 from onboarding_shared.messaging.topology import Binding
 
-ACCOUNTS_QUEUE = "auth-listener.accounts"
-LOGINS_QUEUE = "auth-listener.logins"
+ACCOUNTS_QUEUE = AUTH_LISTENER_ACCOUNTS.name
+LOGINS_QUEUE = AUTH_LISTENER_LOGINS.name
+# Keycloak's own events, not the contract's: only this service knows of them.
 KEYCLOAK_QUEUE = "auth-listener.keycloak-logins"
 
 LOGINS = Counter(
@@ -55,9 +61,7 @@ def _accounts(context: AuthListenerContext) -> ReliableConsumer:
     router = EventRouter()
     router.register(UserCreated, on_account)
     router.register(UserUpdated, on_account)
-    queue = context.settings.consumer_queue(
-        ACCOUNTS_QUEUE, UserCreated.spec.routing_key, UserUpdated.spec.routing_key
-    )
+    queue = consumer_queue(context.settings, AUTH_LISTENER_ACCOUNTS)
     return ReliableConsumer(queue, router, publish_timeout=context.settings.publish_timeout_seconds)
 
 
@@ -75,7 +79,7 @@ def _logins(context: AuthListenerContext) -> ReliableConsumer:
 
     router = EventRouter()
     router.register(UserLoggedIn, on_logged_in)
-    queue = context.settings.consumer_queue(LOGINS_QUEUE, UserLoggedIn.spec.routing_key)
+    queue = consumer_queue(context.settings, AUTH_LISTENER_LOGINS)
     return ReliableConsumer(queue, router, publish_timeout=context.settings.publish_timeout_seconds)
 
 

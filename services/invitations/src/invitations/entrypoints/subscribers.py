@@ -6,9 +6,15 @@ from invitations.service_layer import services
 from invitations.wiring import InvitationsContext
 from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, UserCreated, UserUpdated
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
+from onboarding_shared.messaging.queues import (
+    INVITATIONS_EMAIL_OUTCOMES,
+    INVITATIONS_MEMBERS,
+    QueueDefinition,
+    consumer_queue,
+)
 
-EMAIL_OUTCOMES_QUEUE = "invitations.email-outcomes"
-MEMBERS_QUEUE = "invitations.members"
+EMAIL_OUTCOMES_QUEUE = INVITATIONS_EMAIL_OUTCOMES.name
+MEMBERS_QUEUE = INVITATIONS_MEMBERS.name
 
 
 def consumers(context: InvitationsContext) -> list[ReliableConsumer]:
@@ -25,7 +31,7 @@ def _email_outcomes(context: InvitationsContext) -> ReliableConsumer:
     router = EventRouter()
     router.register(EmailSent, on_email_sent)
     router.register(EmailFailed, on_email_failed)
-    return _consumer(context, EMAIL_OUTCOMES_QUEUE, router, EmailSent, EmailFailed)
+    return _consumer(context, INVITATIONS_EMAIL_OUTCOMES, router)
 
 
 def _members(context: InvitationsContext) -> ReliableConsumer:
@@ -39,15 +45,12 @@ def _members(context: InvitationsContext) -> ReliableConsumer:
     router = EventRouter()
     router.register(UserCreated, on_user)
     router.register(UserUpdated, on_user)
-    return _consumer(context, MEMBERS_QUEUE, router, UserCreated, UserUpdated)
+    return _consumer(context, INVITATIONS_MEMBERS, router)
 
 
 def _consumer(
-    context: InvitationsContext,
-    name: str,
-    router: EventRouter,
-    *events: type[EmailSent | EmailFailed | UserCreated | UserUpdated],
+    context: InvitationsContext, definition: QueueDefinition, router: EventRouter
 ) -> ReliableConsumer:
     settings = context.settings
-    queue = settings.consumer_queue(name, *(event.spec.routing_key for event in events))
+    queue = consumer_queue(settings, definition)
     return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)

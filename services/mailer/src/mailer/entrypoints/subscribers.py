@@ -8,30 +8,30 @@ from mailer.service_layer.unit_of_work import MailSender
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
 from onboarding_shared.contract import Envelope, InvitationRequested, WelcomeEmailRequested
-from onboarding_shared.contract.envelope import EventData
 from onboarding_shared.messaging.consumer import (
     Delivery,
     EventRouter,
     PermanentFailure,
     ReliableConsumer,
 )
-from onboarding_shared.messaging.topology import Binding, ConsumerQueue
+from onboarding_shared.messaging.queues import (
+    MAILER_INVITATIONS,
+    MAILER_WELCOME_EMAILS,
+    consumer_queue,
+)
+from onboarding_shared.messaging.topology import ConsumerQueue
 
-INVITATIONS_QUEUE = "mailer.invitations"
-WELCOME_EMAILS_QUEUE = "mailer.welcome-emails"
+INVITATIONS_QUEUE = MAILER_INVITATIONS.name
+WELCOME_EMAILS_QUEUE = MAILER_WELCOME_EMAILS.name
 
 
 def queues(settings: MailerSettings) -> tuple[ConsumerQueue, ConsumerQueue]:
     """The mailer's queues, declared even while SMTP is not configured: emails wait there.
     Both are bound to the mail exchange, which only the mailer's broker user may read."""
     return (
-        settings.consumer_queue(INVITATIONS_QUEUE, _mail_only(settings, InvitationRequested)),
-        settings.consumer_queue(WELCOME_EMAILS_QUEUE, _mail_only(settings, WelcomeEmailRequested)),
+        consumer_queue(settings, MAILER_INVITATIONS),
+        consumer_queue(settings, MAILER_WELCOME_EMAILS),
     )
-
-
-def _mail_only(settings: MailerSettings, event: type[EventData]) -> Binding:
-    return Binding(event.spec.routing_key, event.spec.exchange(settings.events_exchange))
 
 
 def consumers(context: MailerContext, sender: MailSender) -> list[ReliableConsumer]:

@@ -11,12 +11,13 @@ from onboarding_shared.contract import (
     UserActivated,
 )
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
+from onboarding_shared.messaging.queues import USERS_ACTIVATIONS, USERS_INVITATIONS, consumer_queue
 from users.entrypoints.metrics import count_activation
 from users.service_layer import services
 from users.wiring import UsersContext
 
-ACTIVATIONS_QUEUE = "users.activations"
-INVITATIONS_QUEUE = "users.invitations"
+ACTIVATIONS_QUEUE = USERS_ACTIVATIONS.name
+INVITATIONS_QUEUE = USERS_INVITATIONS.name
 
 
 def consumers(context: UsersContext) -> list[ReliableConsumer]:
@@ -28,7 +29,7 @@ def consumers(context: UsersContext) -> list[ReliableConsumer]:
 
     router = EventRouter()
     router.register(UserActivated, on_user_activated)
-    queue = settings.consumer_queue(ACTIVATIONS_QUEUE, UserActivated.spec.routing_key)
+    queue = consumer_queue(settings, USERS_ACTIVATIONS)
     return [
         ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds),
         _invitations(context),
@@ -48,9 +49,5 @@ def _invitations(context: UsersContext) -> ReliableConsumer:
     router = EventRouter()
     router.register(InvitationIssued, on_issued)
     router.register(InvitationRevoked, on_revoked)
-    queue = settings.consumer_queue(
-        INVITATIONS_QUEUE,
-        InvitationIssued.spec.routing_key,
-        InvitationRevoked.spec.routing_key,
-    )
+    queue = consumer_queue(settings, USERS_INVITATIONS)
     return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)
