@@ -44,7 +44,9 @@ def queue_for(namespace: Namespace) -> ConsumerQueue:
     )
 
 
-async def running(amqp_url: str, queue: ConsumerQueue, recorder: Recorder) -> RabbitBroker:
+async def running(
+    amqp_url: str, queue: ConsumerQueue, recorder: Recorder | DatabaseAway
+) -> RabbitBroker:
     settings = ServiceSettings(
         database_url="sqlite+aiosqlite:///unused.db",
         http_port=1,
@@ -112,3 +114,34 @@ async def test_stopping_lets_the_message_in_hand_finish_and_leaves_the_rest_queu
     finally:
         await broker.stop()
     assert b"in-hand" not in again.attempts  # it was acknowledged before the stop completed
+
+
+class DatabaseAway:
+    """Fails as a handler does while its database is unreachable, then recovers."""
+
+    def __init__(self, outage_deliveries: int) -> None:
+        self.outage_deliveries = outage_deliveries
+        self.attempts: list[int] = []
+        self.handled = 0
+
+    async def __call__(self, body: bytes, delivery: Delivery) -> None:
+        self.attempts.append(delivery.attempt)
+        if len(self.attempts) <= self.outage_deliveries:
+            raise ConnectionRefusedError(111, "Connect call failed ('10.0.0.5', 5432)")
+        self.handled += 1
+
+
+async def test_an_outage_longer_than_every_retry_spends_no_attempt_and_parks_nothing(
+    amqp_url: str, namespace: Namespace, queue: ConsumerQueue
+) -> None:
+    # More failed deliveries than the queue has attempts (3): only the message's own faults
+    # count, and an unreachable database is not one.
+    handler = DatabaseAway(outage_deliveries=4)
+    broker = await running(amqp_url, queue, handler)
+    try:
+        await publish_raw(amqp_url, namespace.exchange, "test.v1", b"during-an-outage")
+        await eventually(lambda: handler.handled == 1, timeout=30)
+    finally:
+        await broker.stop()
+    assert handler.attempts == [1, 1, 1, 1, 1]
+    assert await drain(amqp_url, queue.parking_queue) == []

@@ -10,9 +10,7 @@ bounds, the pattern, the accepted values), never anything taken from the request
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +18,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
+
+from onboarding_shared.outages import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -71,32 +71,6 @@ def answer_validation_errors_without_input(app: FastAPI) -> None:
 # may simply send it again.
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE_DETAIL = "The service is temporarily unavailable; try again shortly."
-_CONNECTION_ERRNOS = frozenset(
-    {
-        errno.ECONNREFUSED,
-        errno.ECONNRESET,
-        errno.ECONNABORTED,
-        errno.EHOSTUNREACH,
-        errno.ENETUNREACH,
-        errno.ENETDOWN,
-        errno.ETIMEDOUT,
-        errno.EPIPE,
-    }
-)
-
-
-def is_outage(error: BaseException) -> bool:
-    """Whether ``error`` says the database cannot be reached (rather than a bug, or a refusal
-    of this particular statement)."""
-    if isinstance(error, sa_exc.DBAPIError):
-        return error.connection_invalidated or isinstance(
-            error, sa_exc.OperationalError | sa_exc.InterfaceError
-        )
-    if isinstance(error, sa_exc.TimeoutError):  # no connection free in the pool in time
-        return True
-    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
-        return True
-    return isinstance(error, OSError) and error.errno in _CONNECTION_ERRNOS
 
 
 async def unavailable(request: Request, error: Exception) -> JSONResponse:

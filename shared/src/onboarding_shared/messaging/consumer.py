@@ -33,6 +33,7 @@ from onboarding_shared.observability import (
     log_context,
     scrub_text,
 )
+from onboarding_shared.outages import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ ORIGINAL_QUEUE_HEADER = "x-original-queue"
 ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 LAST_ERROR_HEADER = "x-last-error"
+# How many times a message was held because a dependency was unreachable (no attempt spent).
+HOLDS_HEADER = "x-holds"
 
 
 class PermanentFailure(Exception):
@@ -211,7 +214,15 @@ class ReliableConsumer:
         except Exception as error:  # any other failure: retry later, never drop
             # Error texts can echo input (pydantic, SQL parameters); they go to logs and headers.
             reason = describe_error(error)
-            if delivery.is_last_attempt:
+            if is_outage(error) and self.queue.retry_delays:
+                # The database (or the network) is away: not the message's fault. It waits
+                # and comes back, as often as needed, without spending an attempt.
+                log.warning(
+                    "a dependency is unreachable; holding the message",
+                    extra={"queue": self.queue.name, "error": reason},
+                )
+                await self._settle(message, self._hold(message, delivery, reason), "held")
+            elif delivery.is_last_attempt:
                 log.exception("message failed on its last attempt; parking it")
                 final = f"failed after {delivery.attempt} attempts: {reason}"
                 await self._settle(message, self._park(message, delivery, final), "parked")
@@ -244,6 +255,21 @@ class ReliableConsumer:
             LAST_ERROR_HEADER: reason[:500],
         }
         await self._forward(message, self.queue.retry_queue(delivery.attempt), headers)
+
+    async def _hold(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
+        """Into a wait queue with the same attempt number, waiting longer each time up to the
+        longest delay: the dependency's outage lasts what it lasts."""
+        assert self._identity is not None
+        ours = self._identity.forwarded_by_us(message.raw_message.user_id, message.headers or {})
+        holds = _int((message.headers or {}).get(HOLDS_HEADER), default=0) if ours else 0
+        tier = min(holds, len(self.queue.retry_delays) - 1) + 1
+        headers = {
+            **_original_headers(message, delivery),
+            ATTEMPT_HEADER: delivery.attempt,
+            HOLDS_HEADER: holds + 1,
+            LAST_ERROR_HEADER: reason[:500],
+        }
+        await self._forward(message, self.queue.retry_queue(tier), headers)
 
     async def _park(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
         log.error(
@@ -338,6 +364,7 @@ def _original_headers(message: RabbitMessage, delivery: Delivery) -> dict[str, A
         headers[ORIGINAL_EXCHANGE_HEADER] = message.raw_message.exchange or ""
         headers[ORIGINAL_ROUTING_KEY_HEADER] = message.raw_message.routing_key or ""
         headers.pop(ATTEMPT_HEADER, None)
+        headers.pop(HOLDS_HEADER, None)
     headers[VERIFIED_SENDER_HEADER] = delivery.sender or ""
     return headers
 

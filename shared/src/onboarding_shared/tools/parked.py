@@ -43,6 +43,7 @@ from aio_pika.exceptions import ChannelClosed, DeliveryError, PublishError
 
 from onboarding_shared.messaging.consumer import (
     ATTEMPT_HEADER,
+    HOLDS_HEADER,
     LAST_ERROR_HEADER,
     ORIGINAL_QUEUE_HEADER,
     PARKED_AT_HEADER,
@@ -73,6 +74,7 @@ STRIPPED_HEADERS = frozenset(
         ORIGINAL_QUEUE_HEADER,
         LAST_ERROR_HEADER,
         ATTEMPT_HEADER,
+        HOLDS_HEADER,
         "x-death",
         "x-first-death-queue",
         "x-first-death-reason",

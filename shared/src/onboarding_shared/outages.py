@@ -1,0 +1,37 @@
+"""Whether an error says a dependency cannot be reached, rather than that the work in hand is
+wrong: an HTTP request then answers 503, and a consumer holds the message without counting an
+attempt against it (the message is not at fault)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from sqlalchemy import exc as sa_exc
+
+_CONNECTION_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+    }
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached (rather than a bug, or a refusal
+    of this particular statement)."""
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    if isinstance(error, sa_exc.TimeoutError):  # no connection free in the pool in time
+        return True
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    return isinstance(error, OSError) and error.errno in _CONNECTION_ERRNOS
