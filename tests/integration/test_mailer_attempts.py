@@ -4,7 +4,6 @@ same Message-ID as the first send."""
 
 from __future__ import annotations
 
-import asyncio
 from email.message import EmailMessage
 
 import pytest
@@ -14,11 +13,11 @@ from mailer.adapters.orm import emails, map_domain, messaging
 from mailer.adapters.unit_of_work import SqlAlchemyMailerUnitOfWork
 from mailer.bootstrap import MIGRATIONS
 from mailer.service_layer import services
-from mailer.service_layer.unit_of_work import AttemptOutcome
 from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.messaging.consumer import Delivery
 from tests.support.databases import DatabaseFactory
 from tests.support.factories import invitation_requested
+from tests.support.fake_mailer import ScriptedSender
 
 pytestmark = pytest.mark.integration
 
@@ -36,23 +35,16 @@ class CutAfterSending(SqlAlchemyMailerUnitOfWork):
         await super().commit()
 
 
-class RecordingSender:
-    def __init__(self, uow: CutAfterSending | None = None) -> None:
-        self.sent: list[EmailMessage] = []
+class CuttingSender(ScriptedSender):
+    """Sends, then the database goes away under the transaction that would record it."""
+
+    def __init__(self, uow: CutAfterSending) -> None:
+        super().__init__()
         self._uow = uow
 
-    @property
-    def last_attempt(self) -> AttemptOutcome | None:
-        return None
-
-    @property
-    def reachability_changed(self) -> asyncio.Event:
-        return asyncio.Event()
-
     async def send(self, message: EmailMessage) -> None:
-        self.sent.append(message)
-        if self._uow is not None:
-            self._uow.sending_began = True
+        await super().send(message)
+        self._uow.sending_began = True
 
 
 async def test_an_attempt_stays_counted_when_the_sending_transaction_fails(
@@ -64,7 +56,7 @@ async def test_an_attempt_stays_counted_when_the_sending_transaction_fails(
     outgoing = services.invitation_email(invitation_requested(), sender="team@acme.test")
     try:
         cut = CutAfterSending(sessions, messaging, producer="mailer")
-        first = RecordingSender(cut)
+        first = CuttingSender(cut)
         with pytest.raises(ConnectionError):
             await services.deliver(cut, first, outgoing, FIRST)
 
@@ -79,7 +71,7 @@ async def test_an_attempt_stays_counted_when_the_sending_transaction_fails(
         assert attempts == 1
 
         # Redelivered after the cut: sent again (at least once), and recognisably the same mail.
-        again = RecordingSender()
+        again = ScriptedSender()
         uow = SqlAlchemyMailerUnitOfWork(sessions, messaging, producer="mailer")
         settled = await services.deliver(uow, again, outgoing, FIRST)
         assert settled is not None and settled.sent

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
-from email.message import EmailMessage
 
 import pytest
 
 from mailer.domain.model import Email, PermanentSendError, TransientSendError
 from mailer.domain.rendering import InvitationEmail, build_message, render_invitation
 from mailer.service_layer import services
-from mailer.service_layer.unit_of_work import AttemptOutcome, EmailRepository, MailerUnitOfWork
+from mailer.service_layer.unit_of_work import EmailRepository, MailerUnitOfWork
 from onboarding_shared.messaging.consumer import Delivery
 from tests.support.factories import invitation_requested
+from tests.support.fake_mailer import ScriptedSender
 from tests.support.fakes import FakeMessagingUnitOfWork
 
 EXPIRES = datetime(2030, 5, 17, 9, 30, tzinfo=UTC)
@@ -89,26 +88,6 @@ class FakeUnitOfWork(FakeMessagingUnitOfWork, MailerUnitOfWork):
     def __init__(self) -> None:
         super().__init__()
         self.emails = FakeEmails()
-
-
-class ScriptedSender:
-    def __init__(self, *outcomes: Exception | None) -> None:
-        self.outcomes = list(outcomes)
-        self.sent: list[EmailMessage] = []
-
-    @property
-    def last_attempt(self) -> AttemptOutcome | None:
-        return None
-
-    @property
-    def reachability_changed(self) -> asyncio.Event:
-        return asyncio.Event()
-
-    async def send(self, message: EmailMessage) -> None:
-        outcome = self.outcomes.pop(0) if self.outcomes else None
-        if outcome is not None:
-            raise outcome
-        self.sent.append(message)
 
 
 FIRST = Delivery(attempt=1, max_attempts=3, routing_key="invitation.requested.v1")

@@ -34,7 +34,7 @@ class SwitchableSender:
         return self._changed
 
     async def send(self, message: EmailMessage) -> None:
-        raise NotImplementedError
+        raise AssertionError("the heartbeat never sends mail")
 
     def attempt(self, reached: bool) -> None:
         changed = self._last is None or self._last.reached_server != reached
