@@ -4,13 +4,20 @@ Info; invited people join by email and sign in; members get no console."""
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.browser.conftest import PHONE, new_page, screenshot, sign_in
+from onboarding_shared.contract import EmailDeferred, EmailKind, new_event
+from tests.browser.conftest import DESKTOP, PHONE, new_page, screenshot, sign_in
+from tests.support.broker import Namespace, publish_raw
+from tests.support.databases import DatabaseFactory
 from tests.support.images import real_image
-from tests.support.public_system import ADMIN, PublicSystem
+from tests.support.public_system import ADMIN, PublicSystem, start_public_system
 
 pytestmark = pytest.mark.browser
 
@@ -339,3 +346,107 @@ async def test_the_sign_in_page_says_what_went_wrong(
     await expect(page.get_by_role("alert")).to_have_text("Wrong username, email or password.")
     await expect(page.get_by_label("Username or email")).to_have_value(ADMIN[0])
     await expect(page.get_by_label("Password")).to_have_value("")
+
+
+@pytest.fixture(scope="module")
+async def system_without_mailer(
+    amqp_url: str, databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[PublicSystem, Namespace]]:
+    """No mailer, so no invitation is sent behind the test's back: the test publishes the
+    mailer's events itself, on the namespace it is given."""
+    namespace = Namespace.fresh()
+    folder = tmp_path_factory.mktemp("no-mailer")
+    system = await start_public_system(
+        amqp_url, databases, namespace, folder, services=("users", "invitations")
+    )
+    try:
+        yield system, namespace
+    finally:
+        system.stop()
+        await namespace.delete(amqp_url)
+
+
+async def page_in(
+    browser: Browser, system: PublicSystem, zone: str, viewport: dict[str, int] = DESKTOP
+) -> Page:
+    """Like new_page, in a given time zone and a 24-hour locale, to check what is shown as
+    local time."""
+    context = await browser.new_context(
+        viewport=viewport,  # type: ignore[arg-type]
+        base_url=system.url,
+        timezone_id=zone,
+        locale="en-GB",
+    )
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+async def test_an_invitation_whose_email_is_deferred_shows_retrying_with_the_reason(
+    browser: Browser, system_without_mailer: tuple[PublicSystem, Namespace], amqp_url: str
+) -> None:
+    system, namespace = system_without_mailer
+    zone = "Asia/Kolkata"  # UTC+05:30 all year: local time is visibly not UTC
+    admin = await page_in(browser, system, zone)
+    await sign_in(admin)
+    await admin.get_by_role("button", name="Invite").click()
+    await admin.get_by_label("Send invitation email").fill("hedy@example.com, ida@example.com")
+    await admin.get_by_role("button", name="Send").click()
+    await expect(admin.locator("#invite-confirmation")).to_contain_text(
+        "2 invitations are being sent"
+    )
+    await admin.keyboard.press("Escape")
+    await admin.get_by_role("link", name="Invitations").click()
+    table = admin.locator("#invitations-table")
+    hedy = table.locator("tr", has_text="hedy@example.com")
+    await expect(hedy).to_contain_text("Pending")
+    invitation_id = await hedy.get_attribute("data-invitation-id")
+    assert invitation_id
+
+    reason = "421 4.7.0 mx.example.com is busy, try again later"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    next_attempt = now + timedelta(minutes=20)
+    deferred = new_event(
+        EmailDeferred(
+            email_id=uuid.uuid4(),
+            kind=EmailKind.INVITATION,
+            reference_id=uuid.UUID(invitation_id),
+            recipient="hedy@example.com",
+            attempts=2,
+            reason=reason,
+            next_attempt_at=next_attempt,
+            deliver_by=now + timedelta(days=7),
+            deferred_at=now,
+        ),
+        producer="mailer",
+    )
+    await publish_raw(amqp_url, namespace.exchange, "email.deferred.v1", deferred.to_json())
+
+    # The list refreshes itself: the word, the server's answer and the next attempt, local time.
+    status = hedy.locator("td").nth(1)
+    await expect(status.locator(".badge")).to_have_text("Retrying", timeout=LIVE)
+    await expect(status).to_contain_text(reason)
+    local = next_attempt.astimezone(ZoneInfo(zone))
+    await expect(status).to_contain_text(re.compile(rf"Next attempt by .*\b{local:%H:%M}\b"))
+    when = status.locator("time")
+    assert datetime.fromisoformat(await when.get_attribute("datetime") or "") == next_attempt
+    # Still open: it can be resent or revoked.
+    await expect(
+        hedy.get_by_role("button", name="Resend invitation to hedy@example.com")
+    ).to_be_visible()
+
+    await admin.get_by_label("Status", exact=True).select_option(label="Retrying")
+    await expect(table.locator("tbody tr")).to_have_count(1)
+    await expect(table.locator("tbody tr")).to_contain_text("hedy@example.com")
+    await admin.get_by_label("Status", exact=True).select_option(label="All")
+    await expect(table.locator("tr", has_text="ida@example.com")).to_contain_text("Pending")
+
+    phone = await page_in(browser, system, zone, PHONE)
+    await sign_in(phone)
+    await phone.get_by_role("link", name="Invitations").click()
+    phone_row = phone.locator("#invitations-table tr", has_text="hedy@example.com")
+    await expect(phone_row).to_contain_text(reason)
+    assert await phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert not admin.errors and not phone.errors  # type: ignore[attr-defined]

@@ -73,10 +73,18 @@ async def test_invitation_results_are_counted_and_statuses_gauged(
         await expire_all_pending(url)
 
         def gauge() -> dict[str, float]:
-            statuses = ("pending", "sent", "failed", "accepted", "revoked", "expired")
+            statuses = ("pending", "retrying", "sent", "failed", "accepted", "revoked", "expired")
             return {s: sample("onboarding_invitations", status=s) for s in statuses}
 
-        expected = {"pending": 0, "sent": 0, "failed": 0, "accepted": 0, "revoked": 1, "expired": 1}
+        expected = {
+            "pending": 0,
+            "retrying": 0,
+            "sent": 0,
+            "failed": 0,
+            "accepted": 0,
+            "revoked": 1,
+            "expired": 1,
+        }
         assert await eventually(lambda: gauge() == expected, timeout=10)
 
     after = invitation_results()

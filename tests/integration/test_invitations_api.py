@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,12 +17,20 @@ from prometheus_client import REGISTRY
 
 from invitations.bootstrap import MIGRATIONS as INVITATIONS_MIGRATIONS
 from invitations.bootstrap import create_app as create_invitations
-from invitations.entrypoints.subscribers import MEMBERS_QUEUE
+from invitations.domain.model import InvitationStatus
+from invitations.entrypoints.subscribers import EMAIL_OUTCOMES_QUEUE, MEMBERS_QUEUE
+from invitations.service_layer import services
 from invitations.settings import InvitationsSettings
 from mailer.bootstrap import MIGRATIONS as MAILER_MIGRATIONS
 from mailer.bootstrap import create_app as create_mailer
 from mailer.settings import MailerSettings
-from onboarding_shared.contract import UserCreated, new_event
+from onboarding_shared.contract import (
+    EmailDeferred,
+    EmailKind,
+    EmailSent,
+    UserCreated,
+    new_event,
+)
 from tests.support.auth import admin_headers, bearer, mint_token, verifier_settings
 from tests.support.broker import EventProbe, Namespace, eventually, publish_raw
 from tests.support.databases import DatabaseFactory
@@ -145,7 +153,11 @@ async def test_results_per_address_and_members_learned_from_user_created(
 
 
 def _members_handled(namespace: Namespace) -> float:
-    labels = {"queue": namespace.queue(MEMBERS_QUEUE), "outcome": "handled"}
+    return _handled(namespace, MEMBERS_QUEUE)
+
+
+def _handled(namespace: Namespace, queue: str) -> float:
+    labels = {"queue": namespace.queue(queue), "outcome": "handled"}
     return REGISTRY.get_sample_value("onboarding_messages_total", labels) or 0.0
 
 
@@ -249,9 +261,9 @@ async def test_resend_keeps_the_link_and_revoke_closes_it(
         await eventually(lambda: probe.events("invitation.revoked.v1"))
 
     links = [
-        JOIN_TOKEN.search(str(m.get_body(preferencelist=("plain",)).get_content()))
+        JOIN_TOKEN.search(str(m.get_body(preferencelist=("plain",)).get_content()))  # type: ignore[union-attr]
         for m in smtp_server.messages
-    ]  # type: ignore[union-attr]
+    ]
     assert links[0] and links[1] and links[0].group(1) == links[1].group(1)
     html = str(smtp_server.messages[0].get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
     assert "Hi &lt;Ada&gt;" in html
@@ -261,3 +273,85 @@ async def test_resend_keeps_the_link_and_revoke_closes_it(
     assert len(issued) == 2, "the send and the resend"
     assert len({event["data"]["token_hash"] for event in issued}) == 1
     assert revocation["data"]["token_hash"] == issued[0]["data"]["token_hash"]
+
+
+async def test_a_deferred_email_shows_the_invitation_retrying_until_it_is_sent(
+    api: httpx.AsyncClient, amqp_url: str, namespace: Namespace
+) -> None:
+    """The mailer's outcomes as it publishes them, through the real consumer (no mailer here,
+    so nothing else changes the invitation meanwhile)."""
+    invitation_id = (await invite(api, "ada@example.com")).json()["results"][0]["invitation_id"]
+    deferred_at = datetime.now(UTC)
+
+    async def publish_deferral(reason: str, at: datetime, attempts: int) -> None:
+        event = new_event(
+            EmailDeferred(
+                email_id=uuid.uuid4(),
+                kind=EmailKind.INVITATION,
+                reference_id=invitation_id,
+                recipient="ada@example.com",
+                attempts=attempts,
+                reason=reason,
+                next_attempt_at=at + timedelta(minutes=5),
+                deliver_by=at + timedelta(days=7),
+                deferred_at=at,
+            ),
+            producer="mailer",
+        )
+        await publish_raw(amqp_url, namespace.exchange, "email.deferred.v1", event.to_json())
+
+    async def shown() -> dict[str, Any]:
+        answer: dict[str, Any] = (await api.get(f"{API}/{invitation_id}", headers=ADMIN)).json()
+        return answer
+
+    await publish_deferral("421 4.7.0 try again later", deferred_at, 2)
+
+    async def retrying() -> dict[str, Any] | None:
+        invitation = await shown()
+        return invitation if invitation["status"] == "retrying" else None
+
+    invitation = await eventually(retrying)
+    assert invitation["last_error"] == "421 4.7.0 try again later"
+    assert invitation["attempts"] == 2
+    next_attempt = datetime.fromisoformat(invitation["next_attempt_at"])
+    assert next_attempt == deferred_at + timedelta(minutes=5)
+    listed = (await api.get(API, params={"status": "retrying"}, headers=ADMIN)).json()
+    assert [item["id"] for item in listed["items"]] == [invitation_id]
+    assert (await api.get(API, params={"status": "pending"}, headers=ADMIN)).json()["total"] == 0
+    # The gauge's grouped count: retrying now, expired once the link's time is up.
+    context = api.app.state.context  # type: ignore[attr-defined]
+    counts = await services.count_by_status(context.uow(), now=datetime.now(UTC))
+    assert (counts[InvitationStatus.RETRYING], counts[InvitationStatus.PENDING]) == (1, 0)
+    later = datetime.now(UTC) + timedelta(days=8)
+    counts = await services.count_by_status(context.uow(), now=later)
+    assert (counts[InvitationStatus.RETRYING], counts[InvitationStatus.EXPIRED]) == (0, 1)
+
+    # An older deferral, delivered late, is handled but changes nothing.
+    handled = _handled(namespace, EMAIL_OUTCOMES_QUEUE)
+    await publish_deferral("connection refused", deferred_at - timedelta(minutes=1), 1)
+    await eventually(lambda: _handled(namespace, EMAIL_OUTCOMES_QUEUE) > handled)
+    assert (await shown())["last_error"] == "421 4.7.0 try again later"
+
+    sent = new_event(
+        EmailSent(
+            email_id=uuid.uuid4(),
+            kind=EmailKind.INVITATION,
+            reference_id=invitation_id,
+            recipient="ada@example.com",
+            attempts=3,
+            sent_at=datetime.now(UTC),
+        ),
+        producer="mailer",
+    )
+    await publish_raw(amqp_url, namespace.exchange, "email.sent.v1", sent.to_json())
+
+    async def delivered() -> dict[str, Any] | None:
+        invitation = await shown()
+        return invitation if invitation["status"] == "sent" else None
+
+    invitation = await eventually(delivered)
+    assert (invitation["last_error"], invitation["next_attempt_at"], invitation["attempts"]) == (
+        None,
+        None,
+        3,
+    )

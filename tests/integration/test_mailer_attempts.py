@@ -4,6 +4,7 @@ same Message-ID as the first send."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
@@ -22,6 +23,7 @@ from tests.support.fake_mailer import ScriptedSender
 pytestmark = pytest.mark.integration
 
 FIRST = Delivery(attempt=1, max_attempts=3, routing_key="invitation.requested.v2")
+RETRY_FOR = timedelta(hours=1)
 
 
 class CutAfterSending(SqlAlchemyMailerUnitOfWork):
@@ -58,7 +60,7 @@ async def test_an_attempt_stays_counted_when_the_sending_transaction_fails(
         cut = CutAfterSending(sessions, messaging, producer="mailer")
         first = CuttingSender(cut)
         with pytest.raises(ConnectionError):
-            await services.deliver(cut, first, outgoing, FIRST)
+            await services.deliver(cut, first, outgoing, FIRST, retry_for=RETRY_FOR)
 
         async with sessions() as session:
             attempts = (
@@ -73,7 +75,7 @@ async def test_an_attempt_stays_counted_when_the_sending_transaction_fails(
         # Redelivered after the cut: sent again (at least once), and recognisably the same mail.
         again = ScriptedSender()
         uow = SqlAlchemyMailerUnitOfWork(sessions, messaging, producer="mailer")
-        settled = await services.deliver(uow, again, outgoing, FIRST)
+        settled = await services.deliver(uow, again, outgoing, FIRST, retry_for=RETRY_FOR)
         assert settled is not None and settled.sent
         assert again.sent[0]["Message-ID"] == first.sent[0]["Message-ID"]
         assert str(outgoing.source_event_id) in again.sent[0]["Message-ID"]

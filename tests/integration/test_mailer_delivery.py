@@ -3,6 +3,7 @@ duplicates, parking of bad messages, retries of transient failures."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -17,6 +18,7 @@ from tests.support.databases import DatabaseFactory
 from tests.support.factories import invitation_requested, service_settings
 from tests.support.services import in_process
 from tests.support.smtp import SmtpServer
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -93,21 +95,59 @@ async def test_an_unparseable_message_is_parked_with_its_reason_and_consumption_
     assert [m["To"] for m in smtp_server.messages] == ["after@example.com"]
 
 
-async def test_a_transient_smtp_failure_is_retried_and_the_email_sent_once(
+async def test_a_deferred_email_is_announced_held_without_spending_attempts_then_sent_once(
     settings: MailerSettings,
     amqp_url: str,
     namespace: Namespace,
     smtp_server: SmtpServer,
     probe: EventProbe,
 ) -> None:
-    smtp_server.handler.scripted_replies.append("451 4.3.0 try again later")
+    # More deferrals than the queue has attempts: a 4xx is the server's state, not a fault.
+    smtp_server.handler.scripted_replies.extend(["451 4.3.0 try again later"] * 4)
     async with in_process(create_app, settings):
         await publish(amqp_url, namespace, invitation_requested("retry@example.com").to_json())
-        sent = await eventually(lambda: probe.events("email.sent.v1"))
+        sent = await eventually(lambda: probe.events("email.sent.v1"), timeout=30)
 
     assert [m["To"] for m in smtp_server.messages] == ["retry@example.com"]
-    assert sent[0]["data"]["attempts"] == 2
-    assert handled(namespace, "retried") == 1
+    assert sent[0]["data"]["attempts"] == 5
+    deferred = probe.events("email.deferred.v1")
+    assert [e["data"]["attempts"] for e in deferred] == [1, 2, 4]  # then thinned out
+    assert "451" in deferred[0]["data"]["reason"]
+    assert handled(namespace, "held") == 4 and handled(namespace, "retried") == 0
+    assert probe.events("email.failed.v1") == []
+    assert await drain(amqp_url, namespace.queue(INVITATIONS_QUEUE) + ".parked") == []
+
+
+async def test_while_the_smtp_server_is_unreachable_the_email_stays_in_hand_then_goes_out(
+    settings: MailerSettings,
+    amqp_url: str,
+    namespace: Namespace,
+    smtp_server: SmtpServer,
+    probe: EventProbe,
+) -> None:
+    proxy = await TcpProxy("127.0.0.1", smtp_server.port).start()
+    await proxy.cut()
+    async with in_process(create_app, settings.model_copy(update={"smtp_port": proxy.port})):
+        await publish(amqp_url, namespace, invitation_requested("later@example.com").to_json())
+        [deferred] = await eventually(lambda: probe.events("email.deferred.v1"))
+        assert "unavailable" not in deferred["data"]["reason"]  # the SMTP error itself
+        await eventually(lambda: waiting(namespace) == 1)
+        await asyncio.sleep(4)  # longer than every retry delay of the queue together
+        await proxy.restore()
+        sent = await eventually(lambda: probe.events("email.sent.v1"), timeout=15)
+        await eventually(lambda: waiting(namespace) == 0)
+
+    assert [m["To"] for m in smtp_server.messages] == ["later@example.com"]
+    assert sent[0]["data"]["attempts"] >= 3
+    # Kept in hand: neither a wait queue nor an attempt of the message's was spent.
+    assert handled(namespace, "held") == 0 and handled(namespace, "retried") == 0
+    assert handled(namespace, "handled") == 1
+    assert probe.events("email.failed.v1") == []
+
+
+def waiting(namespace: Namespace) -> float:
+    labels = {"queue": namespace.queue(INVITATIONS_QUEUE)}
+    return REGISTRY.get_sample_value("onboarding_messages_waiting_for_dependency", labels) or 0.0
 
 
 async def test_a_permanent_smtp_failure_is_reported_not_retried(

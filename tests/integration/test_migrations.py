@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import insert, inspect, text
 
 import auth_listener.bootstrap
 import invitations.bootstrap
 import mailer.bootstrap
 import users.bootstrap
+from invitations.adapters import orm
+from onboarding_shared.db import create_engine
 from tests.support.databases import DatabaseFactory
 
 pytestmark = pytest.mark.integration
@@ -37,3 +42,55 @@ async def test_migrations_match_the_models_and_downgrade_cleanly(
     await asyncio.to_thread(command.check, config)
     await asyncio.to_thread(command.downgrade, config, "base")
     await asyncio.to_thread(command.upgrade, config, "head")
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_invitation_deferrals_migrate_up_and_down_keeping_every_invitation(
+    databases: DatabaseFactory, tmp_path: Path, backend: str
+) -> None:
+    """0002 adds the retry columns; undone, a retrying invitation waits as pending, a status
+    the older code knows."""
+    url = (
+        await databases.create("invitations")
+        if backend == "postgresql"
+        else f"sqlite+aiosqlite:///{tmp_path / 'invitations.db'}"
+    )
+    config = Config()
+    config.set_main_option("script_location", str(invitations.bootstrap.MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    await asyncio.to_thread(command.upgrade, config, "head")
+    now = datetime.now(UTC)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(orm.invitations).values(
+                    id=uuid.uuid4(),
+                    email="ada@example.com",
+                    email_key="ada@example.com",
+                    token_salt="00" * 32,
+                    token_hash="11" * 32,
+                    status="retrying",
+                    created_at=now,
+                    expires_at=now + timedelta(days=7),
+                    ttl_hours=168,
+                    attempts=2,
+                    sends=1,
+                    last_error="421 4.7.0 try again later",
+                    next_attempt_at=now + timedelta(minutes=5),
+                    deferred_at=now,
+                )
+            )
+        await asyncio.to_thread(command.downgrade, config, "0001")
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(text("SELECT status, last_error FROM invitations"))
+            ).all()
+            columns = await connection.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("invitations")}
+            )
+        assert [tuple(row) for row in rows] == [("pending", "421 4.7.0 try again later")]
+        assert not {"next_attempt_at", "deferred_at"} & columns
+        await asyncio.to_thread(command.upgrade, config, "head")
+    finally:
+        await engine.dispose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aio_pika
 import pytest
 from faststream.rabbit import RabbitBroker
 
@@ -45,7 +46,10 @@ def queue_for(namespace: Namespace) -> ConsumerQueue:
 
 
 async def running(
-    amqp_url: str, queue: ConsumerQueue, recorder: Recorder | DatabaseAway
+    amqp_url: str,
+    queue: ConsumerQueue,
+    recorder: Recorder | DatabaseAway,
+    consumer: list[ReliableConsumer] | None = None,
 ) -> RabbitBroker:
     settings = ServiceSettings(
         database_url="sqlite+aiosqlite:///unused.db",
@@ -55,7 +59,10 @@ async def running(
     )
     broker = build_broker(settings, service="tests")
     identity = BusIdentity(service="tests", broker_user=settings.broker_user)
-    ReliableConsumer(queue, recorder, publish_timeout=5).subscribe(broker, identity)
+    reliable = ReliableConsumer(queue, recorder, publish_timeout=5)
+    reliable.subscribe(broker, identity)
+    if consumer is not None:
+        consumer.append(reliable)
     connection = await broker.connect()
     async with connection.channel() as channel:
         await declare_consumer_queue(channel, queue)
@@ -122,10 +129,12 @@ class DatabaseAway:
     def __init__(self, outage_deliveries: int) -> None:
         self.outage_deliveries = outage_deliveries
         self.attempts: list[int] = []
+        self.bodies: set[bytes] = set()
         self.handled = 0
 
     async def __call__(self, body: bytes, delivery: Delivery) -> None:
         self.attempts.append(delivery.attempt)
+        self.bodies.add(body)
         if len(self.attempts) <= self.outage_deliveries:
             raise ConnectionRefusedError(111, "Connect call failed ('10.0.0.5', 5432)")
         self.handled += 1
@@ -145,3 +154,46 @@ async def test_an_outage_longer_than_every_retry_spends_no_attempt_and_parks_not
         await broker.stop()
     assert handler.attempts == [1, 1, 1, 1, 1]
     assert await drain(amqp_url, queue.parking_queue) == []
+
+
+async def test_through_an_outage_the_message_stays_in_hand_and_the_rest_stays_queued(
+    amqp_url: str, namespace: Namespace, queue: ConsumerQueue
+) -> None:
+    # The queue's prefetch is 4: 4 messages in hand, the other 6 wait in the broker, visible.
+    handler = DatabaseAway(outage_deliveries=10_000)
+    broker = await running(amqp_url, queue, handler)
+    try:
+        for n in range(10):
+            await publish_raw(amqp_url, namespace.exchange, "test.v1", f"m{n}".encode())
+        await eventually(lambda: len(handler.attempts) >= 12)
+        ready = await ready_count(amqp_url, queue.name)
+    finally:
+        await broker.stop()
+    assert ready == 6 and len(handler.bodies) == 4
+
+
+async def test_a_stop_during_an_outage_moves_the_messages_in_hand_to_a_wait_queue_at_once(
+    amqp_url: str, namespace: Namespace, queue: ConsumerQueue
+) -> None:
+    handler = DatabaseAway(outage_deliveries=10_000)
+    consumers: list[ReliableConsumer] = []
+    broker = await running(amqp_url, queue, handler, consumers)
+    await publish_raw(amqp_url, namespace.exchange, "test.v1", b"in-hand")
+    await eventually(lambda: len(handler.attempts) >= 2)
+    started = asyncio.get_running_loop().time()
+    consumers[0].stop_waiting()
+    await broker.stop()
+    # Not the graceful timeout (10 s): the pause ends as soon as the stop begins.
+    assert asyncio.get_running_loop().time() - started < 3
+    await asyncio.sleep(queue.retry_delays[0] + 0.5)  # back from the first wait queue
+    [held] = await drain(amqp_url, queue.name)
+    assert held.body == b"in-hand" and held.headers["x-holds"] == 1
+    assert held.headers["x-attempt"] == 1  # no attempt spent
+
+
+async def ready_count(amqp_url: str, queue_name: str) -> int:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue_name, passive=True)
+        return declared.declaration_result.message_count or 0

@@ -22,8 +22,11 @@ class RecordingHandler:
     data_seconds: float = 0.0
     in_data: int = 0
     most_in_data: int = 0
+    # The client's address and port of each DATA: one port per SMTP session.
+    peers: list[Any] = field(default_factory=list)
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.peers.append(session.peer)
         self.in_data += 1
         self.most_in_data = max(self.most_in_data, self.in_data)
         try:

@@ -102,6 +102,7 @@ def test_a_service_document_holds_only_its_own_events() -> None:
         "invitation.requested.v2",
         "user.welcome_email_requested.v2",
         "email.sent.v1",
+        "email.deferred.v1",
         "email.failed.v1",
         "mailer.status.v1",
         "event.rejected.v1",

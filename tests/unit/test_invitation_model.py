@@ -138,3 +138,87 @@ def test_the_daily_quota_refuses_what_would_pass_the_limit() -> None:
     assert quota.take(2, limit=10) is True
     assert quota.take(1, limit=10) is False
     assert quota.used == 10
+
+
+def defer(invitation: Invitation, reason: str, *, at: datetime, attempts: int = 1) -> None:
+    invitation.record_deferred(
+        reason=reason, attempts=attempts, next_attempt_at=at + timedelta(minutes=5), at=at
+    )
+
+
+def test_a_deferral_marks_it_retrying_with_the_reason_and_the_next_attempt() -> None:
+    invitation = issue()
+    defer(invitation, "421 4.7.0 try again later", at=NOW, attempts=2)
+    assert (invitation.status, invitation.last_error, invitation.attempts) == (
+        InvitationStatus.RETRYING,
+        "421 4.7.0 try again later",
+        2,
+    )
+    assert invitation.next_attempt_at == NOW + timedelta(minutes=5)
+    later = NOW + timedelta(minutes=1)
+    defer(invitation, "connection refused", at=later, attempts=3)
+    assert (invitation.last_error, invitation.next_attempt_at) == (
+        "connection refused",
+        later + timedelta(minutes=5),
+    )
+
+
+def test_an_older_deferral_arriving_late_does_not_overwrite_a_newer_one() -> None:
+    invitation = issue()
+    defer(invitation, "newer", at=NOW + timedelta(minutes=2), attempts=3)
+    defer(invitation, "older", at=NOW + timedelta(minutes=1), attempts=2)
+    assert (invitation.last_error, invitation.attempts) == ("newer", 3)
+    assert invitation.next_attempt_at == NOW + timedelta(minutes=7)
+
+
+@pytest.mark.parametrize("outcome", ["sent", "failed", "accepted", "revoked"])
+def test_a_deferral_never_undoes_a_send_a_failure_or_a_final_state(outcome: str) -> None:
+    invitation = issue()
+    if outcome == "sent":
+        invitation.record_sent(at=NOW, attempts=1)
+    elif outcome == "failed":
+        invitation.record_failed(reason="550 no such user", attempts=1)
+    elif outcome == "accepted":
+        invitation.accept(user_id=uuid.uuid4(), at=NOW)
+    else:
+        invitation.revoke(now=NOW)
+    before = (invitation.status, invitation.last_error)
+    defer(invitation, "late deferral", at=NOW + timedelta(minutes=1))
+    assert (invitation.status, invitation.last_error) == before
+    assert invitation.next_attempt_at is None
+
+
+def test_sent_or_failed_after_retrying_clears_the_next_attempt() -> None:
+    sent = issue()
+    defer(sent, "451 busy", at=NOW)
+    sent.record_sent(at=NOW + timedelta(minutes=5), attempts=2)
+    assert (sent.status, sent.last_error, sent.next_attempt_at, sent.attempts) == (
+        InvitationStatus.SENT,
+        None,
+        None,
+        2,
+    )
+    failed = issue()
+    defer(failed, "451 busy", at=NOW)
+    failed.record_failed(reason="not delivered before its deadline", attempts=9)
+    assert (failed.status, failed.last_error, failed.next_attempt_at) == (
+        InvitationStatus.FAILED,
+        "not delivered before its deadline",
+        None,
+    )
+
+
+def test_a_retrying_invitation_is_open_expires_and_may_be_resent_or_revoked() -> None:
+    invitation = issue(ttl_hours=1)
+    defer(invitation, "451 busy", at=NOW)
+    assert invitation.is_open_at(NOW)
+    assert invitation.status_at(NOW + timedelta(hours=2)) is InvitationStatus.EXPIRED
+    invitation.resend(now=NOW, minter=MINTER)
+    assert (invitation.status, invitation.last_error, invitation.next_attempt_at) == (
+        InvitationStatus.PENDING,
+        None,
+        None,
+    )
+    defer(invitation, "451 busy", at=NOW + timedelta(minutes=1))
+    assert invitation.revoke(now=NOW) is True
+    assert (invitation.status, invitation.next_attempt_at) == (InvitationStatus.REVOKED, None)

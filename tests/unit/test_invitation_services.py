@@ -34,7 +34,15 @@ from invitations.service_layer.unit_of_work import (
     MemberRepository,
     QuotaRepository,
 )
-from onboarding_shared.contract import UserCreated, new_event
+from onboarding_shared.contract import (
+    EmailDeferred,
+    EmailFailed,
+    EmailKind,
+    EmailSent,
+    Envelope,
+    UserCreated,
+    new_event,
+)
 from onboarding_shared.messaging.status import MailerStatusSnapshot
 from tests.support.fakes import FakeMessagingUnitOfWork
 
@@ -226,6 +234,7 @@ async def test_the_public_fact_carries_no_link_and_the_link_goes_to_the_mailer_o
     token = requested.data.join_url.rsplit("/", 1)[1]
     assert token not in issued.to_json().decode()
     assert "join_url" not in issued.data.model_dump()
+    assert result.invitation_id is not None
     assert issued.data.token_hash == uow.invitations.rows[result.invitation_id].token_hash
     assert requested.data.spec.mail_only and not issued.data.spec.mail_only
 
@@ -275,6 +284,124 @@ async def test_a_new_account_accepts_its_invitation_and_closes_the_others_for_it
     assert other.status is InvitationStatus.REVOKED
     assert [e.data.invitation_id for e in uow.events("InvitationRevoked")] == [other.id]
     assert outcomes(await invite(uow, "ada@example.com")) == ["already_member"]
+
+
+def deferred(
+    invitation_id: uuid.UUID,
+    reason: str,
+    *,
+    at: datetime = NOW,
+    kind: EmailKind = EmailKind.INVITATION,
+) -> Envelope[EmailDeferred]:
+    return new_event(
+        EmailDeferred(
+            email_id=uuid.uuid4(),
+            kind=kind,
+            reference_id=invitation_id,
+            recipient="ada@example.com",
+            attempts=2,
+            reason=reason,
+            next_attempt_at=at + timedelta(minutes=10),
+            deliver_by=at + timedelta(days=7),
+            deferred_at=at,
+        ),
+        producer="mailer",
+    )
+
+
+async def invited(uow: FakeUnitOfWork, email: str = "ada@example.com") -> Invitation:
+    [result] = await invite(uow, email)
+    assert result.invitation_id is not None
+    return uow.invitations.rows[result.invitation_id]
+
+
+async def test_a_deferral_shows_the_invitation_retrying_with_its_reason_and_next_attempt() -> None:
+    uow = FakeUnitOfWork()
+    invitation = await invited(uow)
+    await services.record_email_deferred(uow, deferred(invitation.id, "421 4.7.0 busy"))
+    assert (invitation.status, invitation.last_error, invitation.attempts) == (
+        InvitationStatus.RETRYING,
+        "421 4.7.0 busy",
+        2,
+    )
+    assert invitation.next_attempt_at == NOW + timedelta(minutes=10)
+    listed = await services.list_invitations(
+        uow, InvitationQuery(status=InvitationStatus.RETRYING), now=NOW
+    )
+    assert [i.id for i in listed.items] == [invitation.id]
+    counts = await services.count_by_status(uow, now=NOW)
+    assert (counts[InvitationStatus.RETRYING], counts[InvitationStatus.PENDING]) == (1, 0)
+    # Still open: the address counts as invited, and it expires like a pending one.
+    assert outcomes(await invite(uow, "ada@example.com")) == ["already_invited"]
+    after_expiry = NOW + timedelta(hours=POLICY.default_ttl_hours)
+    assert (await services.count_by_status(uow, now=after_expiry))[InvitationStatus.EXPIRED] == 1
+
+
+async def test_a_redelivered_deferral_has_no_second_effect() -> None:
+    uow = FakeUnitOfWork()
+    invitation = await invited(uow)
+    event = deferred(invitation.id, "451 busy")
+    await services.record_email_deferred(uow, event)
+    await services.resend(uow, invitation.id, policy=POLICY, minter=MINTER, now=NOW)
+    await services.record_email_deferred(uow, event)  # the broker delivers it again
+    assert (invitation.status, invitation.last_error) == (InvitationStatus.PENDING, None)
+
+
+async def test_deferrals_of_other_emails_and_unknown_invitations_change_nothing() -> None:
+    uow = FakeUnitOfWork()
+    invitation = await invited(uow)
+    await services.record_email_deferred(
+        uow, deferred(invitation.id, "451 busy", kind=EmailKind.WELCOME)
+    )
+    await services.record_email_deferred(uow, deferred(uuid.uuid4(), "451 busy"))
+    assert (invitation.status, invitation.next_attempt_at) == (InvitationStatus.PENDING, None)
+
+
+async def test_retrying_then_sent_or_failed_follows_the_outcome() -> None:
+    uow = FakeUnitOfWork()
+    sent, failed = await invited(uow, "ada@example.com"), await invited(uow, "bob@example.com")
+    for invitation in (sent, failed):
+        await services.record_email_deferred(uow, deferred(invitation.id, "451 busy"))
+    await services.record_email_sent(
+        uow,
+        new_event(
+            EmailSent(
+                email_id=uuid.uuid4(),
+                kind=EmailKind.INVITATION,
+                reference_id=sent.id,
+                recipient=sent.email,
+                attempts=3,
+                sent_at=NOW + timedelta(minutes=10),
+            ),
+            producer="mailer",
+        ),
+    )
+    await services.record_email_failed(
+        uow,
+        new_event(
+            EmailFailed(
+                email_id=uuid.uuid4(),
+                kind=EmailKind.INVITATION,
+                reference_id=failed.id,
+                recipient=failed.email,
+                attempts=9,
+                reason="not delivered before its deadline: 451 busy",
+                permanent=False,
+                failed_at=NOW + timedelta(days=1),
+            ),
+            producer="mailer",
+        ),
+    )
+    assert (sent.status, sent.last_error, sent.next_attempt_at) == (
+        InvitationStatus.SENT,
+        None,
+        None,
+    )
+    assert (failed.status, failed.next_attempt_at) == (InvitationStatus.FAILED, None)
+    assert failed.last_error == "not delivered before its deadline: 451 busy"
+    # A deferral that arrives after the outcome is stale.
+    await services.record_email_deferred(uow, deferred(sent.id, "451 late", at=NOW))
+    assert sent.status is InvitationStatus.SENT
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,12 +11,14 @@ from mailer.domain.model import Email, PermanentSendError, TransientSendError
 from mailer.domain.rendering import InvitationEmail, build_message, render_invitation
 from mailer.service_layer import services
 from mailer.service_layer.unit_of_work import EmailRepository, MailerUnitOfWork
-from onboarding_shared.messaging.consumer import Delivery
+from onboarding_shared.messaging.consumer import Delivery, RetryLater
+from onboarding_shared.outages import DependencyUnavailable, is_outage
 from tests.support.factories import invitation_requested
 from tests.support.fake_mailer import ScriptedSender
 from tests.support.fakes import FakeMessagingUnitOfWork
 
 EXPIRES = datetime(2030, 5, 17, 9, 30, tzinfo=UTC)
+ZERO = timedelta(0)
 
 
 def invitation(**overrides: object) -> InvitationEmail:
@@ -90,40 +92,98 @@ class FakeUnitOfWork(FakeMessagingUnitOfWork, MailerUnitOfWork):
         self.emails = FakeEmails()
 
 
-FIRST = Delivery(attempt=1, max_attempts=3, routing_key="invitation.requested.v1")
-LAST = Delivery(attempt=3, max_attempts=3, routing_key="invitation.requested.v1")
+DELAYS = (1.0, 5.0, 30.0)
+FIRST = Delivery(1, 3, "invitation.requested.v2", hold_delays=DELAYS)
+LAST = Delivery(3, 3, "invitation.requested.v2", hold_delays=DELAYS)
+RETRY_FOR = timedelta(hours=24)
+REFUSED = TransientSendError("ConnectionRefusedError: [Errno 111]", server_answered=False)
 
 
-def outgoing() -> services.OutgoingEmail:
+def outgoing(**overrides: object) -> services.OutgoingEmail:
     return services.invitation_email(
-        invitation_requested("ada@example.com"), sender="team@acme.test"
+        invitation_requested("ada@example.com", **overrides), sender="team@acme.test"
     )
+
+
+async def deliver(
+    uow: FakeUnitOfWork,
+    sender: ScriptedSender,
+    email: services.OutgoingEmail,
+    delivery: Delivery = FIRST,
+    retry_for: timedelta = RETRY_FOR,
+) -> services.Settled | None:
+    return await services.deliver(uow, sender, email, delivery, retry_for=retry_for)
 
 
 async def test_an_email_is_sent_once_even_when_its_event_comes_twice() -> None:
     uow, sender, email = FakeUnitOfWork(), ScriptedSender(), outgoing()
-    await services.deliver(uow, sender, email, FIRST)
-    await services.deliver(uow, sender, email, FIRST)
+    await deliver(uow, sender, email)
+    await deliver(uow, sender, email)
     assert len(sender.sent) == 1
     [sent] = uow.events("EmailSent")
     assert sent.data.attempts == 1 and sent.data.recipient == "ada@example.com"
 
 
-async def test_a_transient_failure_raises_for_a_retry_and_remembers_the_attempt() -> None:
+async def test_a_deferred_recipient_waits_in_a_wait_queue_and_is_announced() -> None:
     uow, email = FakeUnitOfWork(), outgoing()
-    with pytest.raises(TransientSendError):
-        await services.deliver(uow, ScriptedSender(TransientSendError("451 later")), email, FIRST)
-    assert uow.published == []
-    await services.deliver(uow, ScriptedSender(), email, Delivery(2, 3, "k"))
+    before = datetime.now(UTC)
+    with pytest.raises(RetryLater, match="451 later"):
+        await deliver(uow, ScriptedSender(TransientSendError("451 later", code=451)), email)
+    [deferred] = uow.events("EmailDeferred")
+    assert deferred.data.reason == "451 later" and deferred.data.attempts == 1
+    # The first hold waits in the first wait queue.
+    assert deferred.data.next_attempt_at - before >= timedelta(seconds=DELAYS[0])
+    assert deferred.data.deliver_by <= datetime.now(UTC) + RETRY_FOR
+    await deliver(uow, ScriptedSender(), email, Delivery(1, 3, "k", holds=1, hold_delays=DELAYS))
     [sent] = uow.events("EmailSent")
     assert sent.data.attempts == 2
 
 
-async def test_a_transient_failure_on_the_last_attempt_is_reported_as_failed() -> None:
+@pytest.mark.parametrize(
+    "error",
+    [REFUSED, TransientSendError("421 4.3.2 service not available", code=421)],
+    ids=["unreachable", "421"],
+)
+async def test_an_unavailable_server_keeps_the_message_in_hand_even_on_its_last_attempt(
+    error: TransientSendError,
+) -> None:
+    uow, email = FakeUnitOfWork(), outgoing()
+    with pytest.raises(DependencyUnavailable) as raised:
+        await deliver(uow, ScriptedSender(error), email, LAST)
+    assert is_outage(raised.value)
+    assert uow.events("EmailFailed") == []
+    [deferred] = uow.events("EmailDeferred")
+    assert deferred.data.reason == str(error)
+
+
+async def test_announcements_thin_out_as_an_outage_goes_on() -> None:
+    uow, email = FakeUnitOfWork(), outgoing()
+    for _ in range(5):
+        with pytest.raises(DependencyUnavailable):
+            await deliver(uow, ScriptedSender(REFUSED), email)
+    # Attempts 1 (first deferral), 2 and 4: not 3 nor 5, same reason.
+    assert [e.data.attempts for e in uow.events("EmailDeferred")] == [1, 2, 4]
+
+
+async def test_an_email_still_deferred_when_its_link_expires_fails_saying_so() -> None:
     uow = FakeUnitOfWork()
-    await services.deliver(uow, ScriptedSender(TransientSendError("timed out")), outgoing(), LAST)
+    expired = outgoing(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    settled = await deliver(uow, ScriptedSender(REFUSED), expired)
+    assert settled == services.Settled(kind="invitation", sent=False, permanent=False)
     [failed] = uow.events("EmailFailed")
-    assert failed.data.permanent is False and failed.data.reason == "timed out"
+    assert failed.data.permanent is False
+    assert failed.data.reason.startswith("its link expired before it could be delivered")
+    assert "ConnectionRefusedError" in failed.data.reason
+
+
+async def test_an_email_still_deferred_after_the_retry_limit_fails() -> None:
+    uow = FakeUnitOfWork()
+    settled = await deliver(
+        uow, ScriptedSender(TransientSendError("450 busy", code=450)), outgoing(), retry_for=ZERO
+    )
+    assert settled is not None and not settled.sent
+    [failed] = uow.events("EmailFailed")
+    assert failed.data.reason.startswith("not delivered by ") and "450 busy" in failed.data.reason
 
 
 async def test_a_permanent_failure_is_reported_at_once_and_not_retried() -> None:
@@ -132,8 +192,8 @@ async def test_a_permanent_failure_is_reported_at_once_and_not_retried() -> None
         ScriptedSender(PermanentSendError("550 no such user")),
         outgoing(),
     )
-    await services.deliver(uow, sender, email, FIRST)
-    await services.deliver(uow, sender, email, FIRST)
+    await deliver(uow, sender, email)
+    await deliver(uow, sender, email)
     [failed] = uow.events("EmailFailed")
     assert failed.data.permanent is True and "550" in failed.data.reason
     assert sender.sent == []

@@ -24,6 +24,12 @@ MESSAGES_REJECTED = Counter(
     "(empty when it gave none): a publisher's rejection rate.",
     ["queue", "producer"],
 )
+MESSAGES_WAITING = Gauge(
+    "onboarding_messages_waiting_for_dependency",
+    "Messages a consumer keeps in hand, unacknowledged, until a dependency it needs (the "
+    "database, the SMTP server) answers again; the rest of the queue waits in the broker.",
+    ["queue"],
+)
 OUTBOX_PENDING = Gauge("onboarding_outbox_pending", "Outbox rows not yet published.")
 OUTBOX_OLDEST_PENDING_AGE = Gauge(
     "onboarding_outbox_oldest_pending_age_seconds",

@@ -23,9 +23,16 @@ _CONNECTION_ERRNOS = frozenset(
 )
 
 
+class DependencyUnavailable(Exception):
+    """A dependency that is not a database (an SMTP server, say) cannot take any work now.
+    Raised by a handler that has recorded what it needs to: the message is not at fault."""
+
+
 def is_outage(error: BaseException) -> bool:
-    """Whether ``error`` says the database cannot be reached (rather than a bug, or a refusal
+    """Whether ``error`` says a dependency cannot be reached (rather than a bug, or a refusal
     of this particular statement)."""
+    if isinstance(error, DependencyUnavailable):
+        return True
     if isinstance(error, sa_exc.DBAPIError):
         return error.connection_invalidated or isinstance(
             error, sa_exc.OperationalError | sa_exc.InterfaceError

@@ -122,6 +122,8 @@ class ServiceRuntime:
     background: list[BackgroundJob] = field(default_factory=list)
     # Run once, in order, before anything consumes or serves (e.g. seeding the first account).
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Run once consuming has stopped (e.g. closing pooled connections to an SMTP server).
+    shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Whether it publishes mailer-only requests: then it makes sure their exchange exists.
     publishes_mail: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -214,6 +216,8 @@ class ServiceRuntime:
     async def stop(self) -> None:
         """Stop consuming (in-flight handlers finish or are redelivered), then the relay's last
         batch, then the connections."""
+        for consumer in self.consumers:
+            consumer.stop_waiting()
         await self.broker.stop()
         if self.consumers_gate is not None:
             self.consumers_gate.detach()
@@ -222,6 +226,11 @@ class ServiceRuntime:
             if task.get_name() != "outbox-relay":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for step in self.shutdown:
+            try:
+                await step()
+            except Exception:  # a goodbye that fails must not stop the rest of the shutdown
+                log.exception("a shutdown step failed")
         await self.engine.dispose()
         log.info("service stopped")
 

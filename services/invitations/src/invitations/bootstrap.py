@@ -16,6 +16,7 @@ from invitations.service_layer.services import InvitePolicy
 from invitations.settings import InvitationsSettings
 from invitations.wiring import InvitationsContext
 from onboarding_shared.contract import (
+    EmailDeferred,
     EmailFailed,
     EmailSent,
     EventRejected,
@@ -35,7 +36,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
     sends=(InvitationIssued, InvitationRequested, InvitationRevoked, EventRejected),
-    receives=(EmailSent, EmailFailed, UserCreated, UserUpdated, MailerStatus),
+    receives=(EmailSent, EmailDeferred, EmailFailed, UserCreated, UserUpdated, MailerStatus),
     description="Invitations: emails them through the mailer, follows their outcomes, "
     "and accepts them when the invited person's account is created.",
 )

@@ -16,6 +16,7 @@ from mailer.entrypoints.heartbeat import heartbeat
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
 from onboarding_shared.contract import (
+    EmailDeferred,
     EmailFailed,
     EmailSent,
     EventRejected,
@@ -30,7 +31,7 @@ SERVICE = "mailer"
 MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
-    sends=(EmailSent, EmailFailed, MailerStatus, EventRejected),
+    sends=(EmailSent, EmailDeferred, EmailFailed, MailerStatus, EventRejected),
     receives=(InvitationRequested, WelcomeEmailRequested),
     description="The mailer: sends the emails asked for, reports each outcome, and tells "
     "every service by heartbeat whether it can send.",
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: MailerSettings) -> FastAPI:
     orm.map_domain()
     runtime = ServiceRuntime.create(SERVICE, settings, orm.messaging)
+    sender = SmtpSender(settings) if settings.smtp_configured else None
     context = MailerContext(
         settings=settings,
         uow=partial(
@@ -51,13 +53,14 @@ def create_app(settings: MailerSettings) -> FastAPI:
             producer=SERVICE,
             on_commit=runtime.relay.notify,
         ),
-        sender=SmtpSender(settings) if settings.smtp_configured else None,
+        sender=sender,
     )
-    if context.sender is None:
+    if sender is None:
         log.warning("SMTP_HOST is not set: emails wait in their queue until it is")
         runtime.dormant_queues.extend(subscribers.queues(settings))
     else:
-        runtime.consumers.extend(subscribers.consumers(context, context.sender))
+        runtime.consumers.extend(subscribers.consumers(context, sender))
+        runtime.shutdown.append(sender.close)
     runtime.background.append(heartbeat(context, runtime.publisher))
     app = create_http_app(runtime, [http.router], title="Onboarding: mailer", events=EVENTS)
     app.state.context = context

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -33,6 +34,13 @@ class MailerSettings(ServiceSettings, TokenVerificationSettings):
         le=1000,
         description="SMTP sessions this process holds open at once; with N replicas the "
         "server sees up to N times this. Messages beyond it wait their turn, unacknowledged.",
+    )
+    smtp_retry_for_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="How long an email the SMTP server cannot take yet (unreachable, 4xx) is "
+        "retried, as a mail transfer agent would; never beyond the expiry of its link.",
     )
     status_interval_seconds: float = Field(default=10.0, gt=0, le=300)
 
@@ -70,6 +78,10 @@ class MailerSettings(ServiceSettings, TokenVerificationSettings):
     @property
     def smtp_configured(self) -> bool:
         return self.smtp_host is not None
+
+    @property
+    def smtp_retry_for(self) -> timedelta:
+        return timedelta(hours=self.smtp_retry_for_hours)
 
 
 def load() -> MailerSettings:

@@ -10,6 +10,7 @@ version; anything else is a new major version with a new routing key.
 from onboarding_shared.contract.envelope import Envelope, EventSpec, mail_exchange_for, new_event
 from onboarding_shared.contract.events import (
     ALL_EVENTS,
+    EmailDeferred,
     EmailFailed,
     EmailKind,
     EmailSent,
@@ -31,6 +32,7 @@ from onboarding_shared.contract.events import (
 
 __all__ = [
     "ALL_EVENTS",
+    "EmailDeferred",
     "EmailFailed",
     "EmailKind",
     "EmailSent",

@@ -83,8 +83,32 @@ class EmailSent(EventData):
     sent_at: AwareDatetime
 
 
+class EmailDeferred(EventData):
+    """The SMTP server could not take an email right now (unreachable, or a 4xx answer): the
+    mailer keeps it and tries again, the way a mail transfer agent does, until it is sent
+    (EmailSent) or its deadline passes (EmailFailed). Published when the email is first
+    deferred and when the reason changes, not on every attempt."""
+
+    spec = EventSpec("EmailDeferred", "email.deferred", 1, producer="mailer")
+
+    email_id: uuid.UUID
+    kind: EmailKind
+    reference_id: uuid.UUID
+    recipient: str = Email
+    attempts: int = Field(ge=1, description="Attempts made so far.")
+    reason: str = Field(max_length=1000, description="The last answer or error.")
+    next_attempt_at: AwareDatetime = Field(
+        description="The mailer tries again no later than this (sooner when the server returns)."
+    )
+    deliver_by: AwareDatetime = Field(
+        description="The mailer gives up after this (the link's expiry, or its own limit)."
+    )
+    deferred_at: AwareDatetime
+
+
 class EmailFailed(EventData):
-    """The mailer gave up on an email."""
+    """The mailer gave up on an email: the server refused it for good (5xx), or it could not be
+    delivered before its deadline."""
 
     spec = EventSpec("EmailFailed", "email.failed", 1, producer="mailer")
 
@@ -239,6 +263,7 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     InvitationRequested,
     InvitationRevoked,
     EmailSent,
+    EmailDeferred,
     EmailFailed,
     UserCreated,
     UserUpdated,

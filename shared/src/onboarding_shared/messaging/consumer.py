@@ -4,8 +4,10 @@ for a retry, or as parked with its reason. Nothing is dropped, nothing blocks th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ from onboarding_shared.messaging.trust import (
 from onboarding_shared.observability import (
     MESSAGES_HANDLED,
     MESSAGES_REJECTED,
+    MESSAGES_WAITING,
     log_context,
     scrub_text,
 )
@@ -44,12 +47,24 @@ ORIGINAL_QUEUE_HEADER = "x-original-queue"
 ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 LAST_ERROR_HEADER = "x-last-error"
-# How many times a message was held because a dependency was unreachable (no attempt spent).
+# How many times a message was held in a wait queue without spending an attempt.
 HOLDS_HEADER = "x-holds"
+
+# While a dependency is unreachable, a message in hand is tried again after these pauses (the
+# last repeated) without being acknowledged: the queue keeps the rest, and shows the backlog.
+OUTAGE_PAUSES = (0.5, 1.0, 2.0, 5.0)
+# Kept in hand at most this long, then held in a wait queue: well within RabbitMQ's
+# consumer_timeout (30 min by default), after which it would close the channel.
+OUTAGE_IN_HAND_SECONDS = 600.0
 
 
 class PermanentFailure(Exception):
     """Retrying cannot help (malformed input, unknown event): park the message at once."""
+
+
+class RetryLater(Exception):
+    """The message must wait, through no fault of its own (an SMTP server deferred this one
+    recipient, say): hold it in a wait queue without spending an attempt."""
 
 
 # Raised by handlers for input that no retry can fix: a body nested too deep to parse, data
@@ -72,10 +87,18 @@ class Delivery:
     # The broker user that published it (the AMQP user_id), and whom this process believes.
     sender: str | None = None
     identity: BusIdentity | None = None
+    # Times it was held without spending an attempt, and the wait queues' delays.
+    holds: int = 0
+    hold_delays: tuple[float, ...] = ()
 
     @property
     def is_last_attempt(self) -> bool:
         return self.attempt >= self.max_attempts
+
+    @property
+    def next_hold_delay(self) -> float:
+        """How long a RetryLater now would wait."""
+        return self.hold_delays[hold_tier(self.holds, self.hold_delays) - 1]
 
     def trusts(self, spec: EventSpec | None) -> bool:
         return self.identity is None or self.identity.trusts(spec, self.sender)
@@ -148,12 +171,20 @@ class ReliableConsumer:
         handle: MessageHandler,
         *,
         publish_timeout: float = 10.0,
+        outage_in_hand_seconds: float = OUTAGE_IN_HAND_SECONDS,
     ) -> None:
         self.queue = queue
         self._handle = handle
         self._publish_timeout = publish_timeout
+        self._outage_in_hand_seconds = outage_in_hand_seconds
+        self._stopping = asyncio.Event()
         self._broker: RabbitBroker | None = None
         self._identity: BusIdentity | None = None
+
+    def stop_waiting(self) -> None:
+        """Before a stop: messages kept in hand through an outage go to a wait queue now,
+        rather than back to the broker with one more delivery counted against them."""
+        self._stopping.set()
 
     def subscribe(self, broker: RabbitBroker, identity: BusIdentity) -> None:
         self._broker = broker
@@ -188,6 +219,8 @@ class ReliableConsumer:
         ours = self._identity.forwarded_by_us(user_id, headers)
         return Delivery(
             attempt=_int(headers.get(ATTEMPT_HEADER), default=1) if ours else 1,
+            holds=_int(headers.get(HOLDS_HEADER), default=0) if ours else 0,
+            hold_delays=self.queue.retry_delays,
             max_attempts=self.queue.max_attempts,
             routing_key=str(
                 (headers.get(ORIGINAL_ROUTING_KEY_HEADER) if ours else None)
@@ -204,6 +237,18 @@ class ReliableConsumer:
             # Whatever its body: a key only one of our services may publish, from someone else.
             await self._settle(message, self._park(message, delivery, UNTRUSTED_PRODUCER), "parked")
             return
+        outage = _OutageWait(self.queue.name, self._outage_in_hand_seconds, self._stopping)
+        try:
+            while not await self._handle_once(message, delivery, outage):
+                pass
+        finally:
+            if outage.pauses:
+                MESSAGES_WAITING.labels(queue=self.queue.name).dec()
+
+    async def _handle_once(
+        self, message: RabbitMessage, delivery: Delivery, outage: _OutageWait
+    ) -> bool:
+        """Handle and settle the message; False to try again (it stays in hand meanwhile)."""
         try:
             await self._handle(message.body, delivery)
         except PermanentFailure as failure:
@@ -211,30 +256,41 @@ class ReliableConsumer:
         except PERMANENT_ERRORS as error:
             reason = f"cannot be handled: {describe_error(error)}"
             await self._settle(message, self._park(message, delivery, reason), "parked")
+        except RetryLater as later:
+            await self._settle(message, self._hold(message, delivery, str(later)), "held")
         except Exception as error:  # any other failure: retry later, never drop
             # Error texts can echo input (pydantic, SQL parameters); they go to logs and headers.
             reason = describe_error(error)
-            if is_outage(error) and self.queue.retry_delays:
-                # The database (or the network) is away: not the message's fault. It waits
-                # and comes back, as often as needed, without spending an attempt.
-                log.warning(
-                    "a dependency is unreachable; holding the message",
-                    extra={"queue": self.queue.name, "error": reason},
-                )
-                await self._settle(message, self._hold(message, delivery, reason), "held")
-            elif delivery.is_last_attempt:
-                log.exception("message failed on its last attempt; parking it")
-                final = f"failed after {delivery.attempt} attempts: {reason}"
-                await self._settle(message, self._park(message, delivery, final), "parked")
-            else:
-                log.warning(
-                    "message failed; retrying later",
-                    extra={"queue": self.queue.name, "attempt": delivery.attempt, "error": reason},
-                )
-                await self._settle(message, self._retry(message, delivery, reason), "retried")
+            if is_outage(error):
+                # The database or the SMTP server is away: not the message's fault. It stays
+                # in hand, tried again as soon as the pause ends, without spending an attempt.
+                if outage.pauses == 0:
+                    log.warning(
+                        "a dependency is unreachable; keeping the message until it returns",
+                        extra={"queue": self.queue.name, "error": reason},
+                    )
+                if await outage.pause():
+                    return False
+                if self.queue.retry_delays:
+                    await self._settle(message, self._hold(message, delivery, reason), "held")
+                    return True
+            await self._retry_or_park(message, delivery, reason)
         else:
             await message.ack()
             MESSAGES_HANDLED.labels(queue=self.queue.name, outcome="handled").inc()
+        return True
+
+    async def _retry_or_park(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
+        if delivery.is_last_attempt:
+            log.exception("message failed on its last attempt; parking it")
+            final = f"failed after {delivery.attempt} attempts: {reason}"
+            await self._settle(message, self._park(message, delivery, final), "parked")
+        else:
+            log.warning(
+                "message failed; retrying later",
+                extra={"queue": self.queue.name, "attempt": delivery.attempt, "error": reason},
+            )
+            await self._settle(message, self._retry(message, delivery, reason), "retried")
 
     async def _settle(self, message: RabbitMessage, forward: Awaitable[None], outcome: str) -> None:
         try:
@@ -258,17 +314,14 @@ class ReliableConsumer:
 
     async def _hold(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
         """Into a wait queue with the same attempt number, waiting longer each time up to the
-        longest delay: the dependency's outage lasts what it lasts."""
-        assert self._identity is not None
-        ours = self._identity.forwarded_by_us(message.raw_message.user_id, message.headers or {})
-        holds = _int((message.headers or {}).get(HOLDS_HEADER), default=0) if ours else 0
-        tier = min(holds, len(self.queue.retry_delays) - 1) + 1
+        longest delay: an outage, or a deferral, lasts what it lasts."""
         headers = {
             **_original_headers(message, delivery),
             ATTEMPT_HEADER: delivery.attempt,
-            HOLDS_HEADER: holds + 1,
+            HOLDS_HEADER: delivery.holds + 1,
             LAST_ERROR_HEADER: reason[:500],
         }
+        tier = hold_tier(delivery.holds, self.queue.retry_delays)
         await self._forward(message, self.queue.retry_queue(tier), headers)
 
     async def _park(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
@@ -349,6 +402,37 @@ class ReliableConsumer:
             message_type=message.raw_message.type,
             headers=headers,
         )
+
+
+def hold_tier(holds: int, delays: tuple[float, ...]) -> int:
+    """The wait queue (1-based, as for attempts) for a message held ``holds`` times before."""
+    if not delays:
+        raise ValueError("a queue without wait queues cannot hold a message")
+    return min(holds, len(delays) - 1) + 1
+
+
+class _OutageWait:
+    """The pauses of one message kept in hand through an outage."""
+
+    def __init__(self, queue: str, in_hand_seconds: float, stopping: asyncio.Event) -> None:
+        self._queue = queue
+        self._deadline = time.monotonic() + in_hand_seconds
+        self._stopping = stopping
+        self.pauses = 0
+
+    async def pause(self) -> bool:
+        """Wait before the next try; False when the message should rather go to a wait queue
+        (kept in hand long enough, or the service is stopping)."""
+        delay = OUTAGE_PAUSES[min(self.pauses, len(OUTAGE_PAUSES) - 1)]
+        if self._stopping.is_set() or time.monotonic() + delay > self._deadline:
+            return False
+        if self.pauses == 0:
+            MESSAGES_WAITING.labels(queue=self._queue).inc()
+        self.pauses += 1
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._stopping.wait()
+        return not self._stopping.is_set()
 
 
 async def raw_body_decoder(message: StreamMessage[Any]) -> bytes:

@@ -28,6 +28,7 @@ from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 
 from onboarding_shared.contract import (
+    EmailDeferred,
     EmailFailed,
     EmailSent,
     InvitationIssued,
@@ -68,7 +69,7 @@ USERS_INVITATIONS = QueueDefinition(
     "users", "users.invitations", (InvitationIssued, InvitationRevoked)
 )
 INVITATIONS_EMAIL_OUTCOMES = QueueDefinition(
-    "invitations", "invitations.email-outcomes", (EmailSent, EmailFailed)
+    "invitations", "invitations.email-outcomes", (EmailSent, EmailDeferred, EmailFailed)
 )
 INVITATIONS_MEMBERS = QueueDefinition(
     "invitations", "invitations.members", (UserCreated, UserUpdated)

@@ -41,6 +41,8 @@ invitations = Table(
     Column("sent_at", UtcDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", String(1000), nullable=True),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("deferred_at", UtcDateTime, nullable=True),
     Column("sends", Integer, nullable=False, default=1),
     Column("accepted_at", UtcDateTime, nullable=True),
     Column("accepted_user_id", Uuid, nullable=True),

@@ -23,6 +23,7 @@ def email_key(email: str) -> str:
 
 class InvitationStatus(StrEnum):
     PENDING = "pending"  # not yet emailed
+    RETRYING = "retrying"  # the SMTP server could not take it yet; the mailer tries again
     SENT = "sent"
     FAILED = "failed"
     ACCEPTED = "accepted"
@@ -31,8 +32,15 @@ class InvitationStatus(StrEnum):
 
 
 OPEN_STATUSES = frozenset(
-    {InvitationStatus.PENDING, InvitationStatus.SENT, InvitationStatus.FAILED}
+    {
+        InvitationStatus.PENDING,
+        InvitationStatus.RETRYING,
+        InvitationStatus.SENT,
+        InvitationStatus.FAILED,
+    }
 )
+# While the email is still on its way: the only statuses a deferral may apply to.
+UNDELIVERED_STATUSES = frozenset({InvitationStatus.PENDING, InvitationStatus.RETRYING})
 FINAL_STATUSES = frozenset({InvitationStatus.ACCEPTED, InvitationStatus.REVOKED})
 
 
@@ -85,7 +93,11 @@ class Invitation:
     message: str | None = None
     sent_at: datetime | None = None
     attempts: int = 0
-    last_error: str | None = None
+    last_error: str | None = None  # the latest delivery problem: a deferral's or a failure's
+    next_attempt_at: datetime | None = None  # while retrying: when the mailer tries again
+    # The newest deferral applied. Kept after it stops retrying: a late, older deferral that
+    # arrives after a newer one must not bring back a stale reason.
+    deferred_at: datetime | None = None
     sends: int = 1
     accepted_at: datetime | None = None
     accepted_user_id: uuid.UUID | None = None
@@ -137,6 +149,7 @@ class Invitation:
             self.expires_at = now + timedelta(hours=self.ttl_hours)
         self.status = InvitationStatus.PENDING
         self.last_error = None
+        self.next_attempt_at = None
         self.sends += 1
 
     def revoke(self, *, now: datetime) -> bool:
@@ -147,6 +160,7 @@ class Invitation:
             return False
         self.status = InvitationStatus.REVOKED
         self.revoked_at = now
+        self.next_attempt_at = None  # whatever the mailer still does, nobody waits for it
         return True
 
     def accept(self, *, user_id: uuid.UUID, at: datetime) -> None:
@@ -154,6 +168,7 @@ class Invitation:
         self.accepted_at = at
         self.accepted_user_id = user_id
         self.last_error = None
+        self.next_attempt_at = None
 
     def record_sent(self, *, at: datetime, attempts: int) -> None:
         if self.status in FINAL_STATUSES:
@@ -162,6 +177,7 @@ class Invitation:
         self.sent_at = at
         self.attempts = max(self.attempts, attempts)
         self.last_error = None
+        self.next_attempt_at = None
 
     def record_failed(self, *, reason: str, attempts: int) -> None:
         if self.status in FINAL_STATUSES or self.status is InvitationStatus.SENT:
@@ -169,6 +185,24 @@ class Invitation:
         self.status = InvitationStatus.FAILED
         self.attempts = max(self.attempts, attempts)
         self.last_error = reason
+        self.next_attempt_at = None
+
+    def record_deferred(
+        self, *, reason: str, attempts: int, next_attempt_at: datetime, at: datetime
+    ) -> None:
+        """The mailer could not hand the email over yet and will try again. Only while the
+        email is still on its way: a deferral never undoes a send, a failure or a final state,
+        and one older than the newest deferral applied changes nothing (events may arrive out
+        of order)."""
+        if self.status not in UNDELIVERED_STATUSES:
+            return
+        if self.deferred_at is not None and at < self.deferred_at:
+            return
+        self.status = InvitationStatus.RETRYING
+        self.attempts = max(self.attempts, attempts)
+        self.last_error = reason
+        self.next_attempt_at = next_attempt_at
+        self.deferred_at = at
 
 
 @dataclass(eq=False)

@@ -101,7 +101,12 @@ class InvitationOut(BaseModel):
     sent_at: datetime | None
     attempts: int = Field(description="Delivery attempts of the latest email.")
     sends: int = Field(description="How many times it was emailed (1 + resends).")
-    last_error: str | None
+    last_error: str | None = Field(
+        description="The latest delivery problem: why it is retrying, or why it failed."
+    )
+    next_attempt_at: datetime | None = Field(
+        description="While retrying: when the mailer tries again, at the latest."
+    )
     inviter_id: uuid.UUID | None
     inviter_name: str | None
     message: str | None

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from invitations.service_layer import services
 from invitations.wiring import InvitationsContext
-from onboarding_shared.contract import EmailFailed, EmailSent, Envelope, UserCreated, UserUpdated
+from onboarding_shared.contract import (
+    EmailDeferred,
+    EmailFailed,
+    EmailSent,
+    Envelope,
+    UserCreated,
+    UserUpdated,
+)
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
 from onboarding_shared.messaging.queues import (
     INVITATIONS_EMAIL_OUTCOMES,
@@ -25,11 +32,15 @@ def _email_outcomes(context: InvitationsContext) -> ReliableConsumer:
     async def on_email_sent(event: Envelope[EmailSent], _delivery: Delivery) -> None:
         await services.record_email_sent(context.uow(), event)
 
+    async def on_email_deferred(event: Envelope[EmailDeferred], _delivery: Delivery) -> None:
+        await services.record_email_deferred(context.uow(), event)
+
     async def on_email_failed(event: Envelope[EmailFailed], _delivery: Delivery) -> None:
         await services.record_email_failed(context.uow(), event)
 
     router = EventRouter()
     router.register(EmailSent, on_email_sent)
+    router.register(EmailDeferred, on_email_deferred)
     router.register(EmailFailed, on_email_failed)
     return _consumer(context, INVITATIONS_EMAIL_OUTCOMES, router)
 

@@ -23,6 +23,7 @@ from invitations.service_layer.unit_of_work import (
     InvitationsUnitOfWork,
 )
 from onboarding_shared.contract import (
+    EmailDeferred,
     EmailFailed,
     EmailKind,
     EmailSent,
@@ -324,6 +325,24 @@ async def record_email_sent(uow: InvitationsUnitOfWork, event: Envelope[EmailSen
         invitation = await uow.invitations.get(event.data.reference_id)
         if invitation is not None:
             invitation.record_sent(at=event.data.sent_at, attempts=event.data.attempts)
+        await uow.commit()
+
+
+async def record_email_deferred(uow: InvitationsUnitOfWork, event: Envelope[EmailDeferred]) -> None:
+    """The mailer keeps trying: the invitation shows it is retrying, why, and until when."""
+    if event.data.kind is not EmailKind.INVITATION:
+        return
+    async with uow:
+        if not await uow.claim(EMAIL_OUTCOMES_CONSUMER, event.event_id):
+            return
+        invitation = await uow.invitations.get(event.data.reference_id)
+        if invitation is not None:
+            invitation.record_deferred(
+                reason=event.data.reason,
+                attempts=event.data.attempts,
+                next_attempt_at=event.data.next_attempt_at,
+                at=event.data.deferred_at,
+            )
         await uow.commit()
 
 

@@ -33,7 +33,8 @@ class InvitationRepository(abc.ABC):
 
     @abc.abstractmethod
     async def open_for(self, email_keys: Iterable[str], now: datetime) -> list[Invitation]:
-        """Unexpired pending, sent or failed invitations to these lower-cased addresses."""
+        """Unexpired open invitations (pending, retrying, sent or failed) to these lower-cased
+        addresses."""
 
     @abc.abstractmethod
     async def list(self, query: InvitationQuery, now: datetime) -> InvitationPage: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -42,13 +42,30 @@ class Email:
         self.sent_at = at
         self.last_error = None
 
-    def mark_retrying(self, reason: str) -> None:
+    def defer(self, reason: str) -> bool:
+        """The server could not take it now; True when that is news worth announcing (the
+        first deferral, another reason, or the 2nd, 4th, 8th... attempt, so announcements thin
+        out as an outage goes on)."""
+        news = (
+            self.status is not EmailStatus.RETRYING
+            or self.last_error != reason
+            or self.attempts & (self.attempts - 1) == 0
+        )
         self.status = EmailStatus.RETRYING
         self.last_error = reason
+        return news
+
+    def deliver_by(self, retry_for: timedelta, link_expires_at: datetime | None) -> datetime:
+        """When retrying stops: its own limit, or sooner when the link it carries expires."""
+        limit = self.created_at + retry_for
+        return min(limit, link_expires_at) if link_expires_at else limit
 
     def mark_failed(self, reason: str) -> None:
         self.status = EmailStatus.FAILED
         self.last_error = reason
+
+
+SERVICE_NOT_AVAILABLE = 421
 
 
 class SendError(Exception):
@@ -60,9 +77,16 @@ class SendError(Exception):
 class TransientSendError(SendError):
     """Worth retrying: connection refused, timeout, 4xx."""
 
-    def __init__(self, reason: str, *, server_answered: bool = True) -> None:
+    def __init__(self, reason: str, *, server_answered: bool = True, code: int | None = None):
         super().__init__(reason)
         self.server_answered = server_answered
+        self.code = code
+
+    @property
+    def server_unavailable(self) -> bool:
+        """The server takes no mail at all right now (unreachable, or 421 "service not
+        available"), rather than deferring this one message (450 mailbox busy, greylisting)."""
+        return not self.server_answered or self.code == SERVICE_NOT_AVAILABLE
 
 
 class PermanentSendError(SendError):

@@ -13,14 +13,25 @@ EMAILS = Counter(
     ["kind", "outcome", "reason"],
 )
 
+EMAIL_DEFERRALS = Counter(
+    "onboarding_email_deferrals_total",
+    "Attempts after which an email waits to be tried again, by kind and reason: unavailable "
+    "(the SMTP server unreachable, or 421) or deferred (a 4xx for this one email).",
+    ["kind", "reason"],
+)
+UNAVAILABLE = "unavailable"
+DEFERRED = "deferred"
+
 # A closed set of labels: the SMTP server's words would make a series per error text.
 SENT = ("sent", "")
 PERMANENT_FAILURE = ("failed", "permanent")
-TRANSIENT_FAILURE = ("failed", "transient")  # still failing on the last attempt
+TRANSIENT_FAILURE = ("failed", "transient")  # still deferred when its deadline passed
 
 for _kind in (INVITATION_KIND, WELCOME_KIND):
     for _outcome, _reason in (SENT, PERMANENT_FAILURE, TRANSIENT_FAILURE):
         EMAILS.labels(kind=_kind, outcome=_outcome, reason=_reason)
+    for _reason in (UNAVAILABLE, DEFERRED):
+        EMAIL_DEFERRALS.labels(kind=_kind, reason=_reason)
 
 
 def count_email(settled: Settled | None) -> None:
@@ -32,3 +43,7 @@ def count_email(settled: Settled | None) -> None:
     else:
         outcome, reason = PERMANENT_FAILURE if settled.permanent else TRANSIENT_FAILURE
     EMAILS.labels(kind=settled.kind, outcome=outcome, reason=reason).inc()
+
+
+def count_deferral(kind: str, *, server_unavailable: bool) -> None:
+    EMAIL_DEFERRALS.labels(kind=kind, reason=UNAVAILABLE if server_unavailable else DEFERRED).inc()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailer.entrypoints.metrics import count_email
+from mailer.entrypoints.metrics import count_deferral, count_email
 from mailer.service_layer import services
 from mailer.service_layer.unit_of_work import MailSender
 from mailer.settings import MailerSettings
@@ -13,6 +13,7 @@ from onboarding_shared.messaging.consumer import (
     EventRouter,
     PermanentFailure,
     ReliableConsumer,
+    RetryLater,
 )
 from onboarding_shared.messaging.queues import (
     MAILER_INVITATIONS,
@@ -20,6 +21,7 @@ from onboarding_shared.messaging.queues import (
     consumer_queue,
 )
 from onboarding_shared.messaging.topology import ConsumerQueue
+from onboarding_shared.outages import DependencyUnavailable
 
 INVITATIONS_QUEUE = MAILER_INVITATIONS.name
 WELCOME_EMAILS_QUEUE = MAILER_WELCOME_EMAILS.name
@@ -45,7 +47,7 @@ def consumers(context: MailerContext, sender: MailSender) -> list[ReliableConsum
             outgoing = services.invitation_email(event, sender=settings.smtp_from)
         except ValueError as error:
             raise PermanentFailure(f"cannot build the email: {error}") from None
-        count_email(await services.deliver(context.uow(), sender, outgoing, delivery))
+        await deliver_and_count(context, sender, outgoing, delivery)
 
     router = EventRouter()
     router.register(InvitationRequested, on_invitation_requested)
@@ -71,8 +73,28 @@ def welcome_emails(
             outgoing = services.welcome_email(event, sender=settings.smtp_from)
         except ValueError as error:
             raise PermanentFailure(f"cannot build the email: {error}") from None
-        count_email(await services.deliver(context.uow(), sender, outgoing, delivery))
+        await deliver_and_count(context, sender, outgoing, delivery)
 
     router = EventRouter()
     router.register(WelcomeEmailRequested, on_welcome_requested)
     return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)
+
+
+async def deliver_and_count(
+    context: MailerContext,
+    sender: MailSender,
+    outgoing: services.OutgoingEmail,
+    delivery: Delivery,
+) -> None:
+    retry_for = context.settings.smtp_retry_for
+    try:
+        settled = await services.deliver(
+            context.uow(), sender, outgoing, delivery, retry_for=retry_for
+        )
+    except DependencyUnavailable:
+        count_deferral(outgoing.kind, server_unavailable=True)
+        raise
+    except RetryLater:
+        count_deferral(outgoing.kind, server_unavailable=False)
+        raise
+    count_email(settled)

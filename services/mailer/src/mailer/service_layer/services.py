@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
-from mailer.domain.model import Email, EmailStatus, SendError
+from mailer.domain.model import Email, EmailStatus, SendError, TransientSendError
 from mailer.domain.rendering import (
     InvitationEmail,
     WelcomeEmail,
@@ -17,6 +17,7 @@ from mailer.domain.rendering import (
 )
 from mailer.service_layer.unit_of_work import MailerUnitOfWork, MailSender
 from onboarding_shared.contract import (
+    EmailDeferred,
     EmailFailed,
     EmailKind,
     EmailSent,
@@ -24,7 +25,8 @@ from onboarding_shared.contract import (
     InvitationRequested,
     WelcomeEmailRequested,
 )
-from onboarding_shared.messaging.consumer import Delivery
+from onboarding_shared.messaging.consumer import OUTAGE_PAUSES, Delivery, RetryLater
+from onboarding_shared.outages import DependencyUnavailable
 
 INVITATION_KIND = EmailKind.INVITATION
 WELCOME_KIND = EmailKind.WELCOME
@@ -45,6 +47,8 @@ class OutgoingEmail:
     kind: str
     reference_id: uuid.UUID
     message: EmailMessage
+    # Retrying stops by then: a link that no longer works is not worth delivering.
+    link_expires_at: datetime | None = None
 
     @property
     def recipient(self) -> str:
@@ -72,6 +76,7 @@ def invitation_email(event: Envelope[InvitationRequested], *, sender: str) -> Ou
         message=build_message(
             rendered, sender=sender, recipient=data.email, message_id=event.event_id
         ),
+        link_expires_at=data.expires_at,
     )
 
 
@@ -97,11 +102,17 @@ def welcome_email(event: Envelope[WelcomeEmailRequested], *, sender: str) -> Out
         message=build_message(
             rendered, sender=sender, recipient=data.email, message_id=event.event_id
         ),
+        link_expires_at=data.set_password_expires_at if data.set_password_url else None,
     )
 
 
 async def deliver(
-    uow: MailerUnitOfWork, sender: MailSender, outgoing: OutgoingEmail, delivery: Delivery
+    uow: MailerUnitOfWork,
+    sender: MailSender,
+    outgoing: OutgoingEmail,
+    delivery: Delivery,
+    *,
+    retry_for: timedelta,
 ) -> Settled | None:
     """Send ``outgoing`` unless it was already settled (then None); emit EmailSent or
     EmailFailed and say which, once committed.
@@ -109,8 +120,9 @@ async def deliver(
     The attempt is counted in a transaction of its own first, so it stays counted whatever
     happens to the one that sends (a database cut, a crash). The email's row stays locked
     while sending, so a duplicate of the same event waits and then finds it settled. A
-    transient failure raises, for the consumer to retry later, except on the last attempt,
-    where it becomes EmailFailed.
+    transient failure defers the email (EmailDeferred) and raises, for the consumer to try
+    again without spending the message's attempts, until ``retry_for`` or its link's expiry
+    has passed; then it fails.
     """
     async with uow:
         await uow.emails.add_if_absent(_record_of(outgoing))
@@ -126,9 +138,10 @@ async def deliver(
         try:
             await sender.send(outgoing.message)
         except SendError as error:
-            await _record_failure(
-                uow, email, error, give_up=error.permanent or delivery.is_last_attempt
-            )
+            deliver_by = email.deliver_by(retry_for, outgoing.link_expires_at)
+            if isinstance(error, TransientSendError) and datetime.now(UTC) < deliver_by:
+                await _defer(uow, email, error, deliver_by, delivery)
+            await _fail(uow, email, error, _failure_reason(error, deliver_by, outgoing))
             return Settled(kind=email.kind, sent=False, permanent=error.permanent)
         email.mark_sent(datetime.now(UTC))
         uow.emit(
@@ -145,14 +158,43 @@ async def deliver(
         return Settled(kind=email.kind, sent=True)
 
 
-async def _record_failure(
-    uow: MailerUnitOfWork, email: Email, error: SendError, *, give_up: bool
+async def _defer(
+    uow: MailerUnitOfWork,
+    email: Email,
+    error: TransientSendError,
+    deliver_by: datetime,
+    delivery: Delivery,
 ) -> None:
-    reason = str(error)[:1000] or type(error).__name__
-    if not give_up:
-        email.mark_retrying(reason)
-        await uow.commit()
-        raise error
+    """Record the deferral, announce it when it is news, and raise for the consumer: an
+    unavailable server keeps the message in hand until it answers; a deferral of this one
+    email sends it to a wait queue."""
+    reason = _reason(error)
+    now = datetime.now(UTC)
+    if error.server_unavailable:
+        retry_in = max(OUTAGE_PAUSES)
+    else:
+        retry_in = delivery.next_hold_delay if delivery.hold_delays else 0.0
+    if email.defer(reason):
+        uow.emit(
+            EmailDeferred(
+                email_id=email.id,
+                kind=email.kind,
+                reference_id=email.reference_id,
+                recipient=email.recipient,
+                attempts=email.attempts,
+                reason=reason,
+                next_attempt_at=min(now + timedelta(seconds=retry_in), deliver_by),
+                deliver_by=deliver_by,
+                deferred_at=now,
+            )
+        )
+    await uow.commit()
+    if error.server_unavailable:
+        raise DependencyUnavailable(f"SMTP server unavailable: {reason}")
+    raise RetryLater(f"SMTP deferred: {reason}")
+
+
+async def _fail(uow: MailerUnitOfWork, email: Email, error: SendError, reason: str) -> None:
     email.mark_failed(reason)
     uow.emit(
         EmailFailed(
@@ -167,6 +209,21 @@ async def _record_failure(
         )
     )
     await uow.commit()
+
+
+def _reason(error: SendError) -> str:
+    return str(error)[:1000] or type(error).__name__
+
+
+def _failure_reason(error: SendError, deliver_by: datetime, outgoing: OutgoingEmail) -> str:
+    if error.permanent:
+        return _reason(error)
+    why = (
+        "its link expired before it could be delivered"
+        if deliver_by == outgoing.link_expires_at
+        else f"not delivered by {deliver_by:%Y-%m-%d %H:%M} UTC"
+    )
+    return f"{why}; last answer: {_reason(error)}"[:1000]
 
 
 def _record_of(outgoing: OutgoingEmail) -> Email:

@@ -13,6 +13,7 @@ const RENEW_AFTER_MS = 60_000;
 const STATUS_WORDS = { pending: "Pending", active: "Active", deactivated: "Deactivated" };
 const INVITATION_WORDS = {
   pending: "Pending",
+  retrying: "Retrying",
   sent: "Sent",
   failed: "Failed",
   accepted: "Accepted",
@@ -293,10 +294,8 @@ const invitations = new LiveList({
       {},
       badge(invitation.status, INVITATION_WORDS[invitation.status] ?? invitation.status),
     );
-    if (invitation.status === "failed" && invitation.last_error) {
-      status.append(element("span", { class: "reason" }, invitation.last_error));
-    }
-    const open = ["pending", "sent", "failed", "expired"].includes(invitation.status);
+    status.append(...deliveryNotes(invitation));
+    const open = ["pending", "retrying", "sent", "failed", "expired"].includes(invitation.status);
     const actions = element("td", { class: "row-actions" });
     if (open) {
       actions.append(
@@ -326,6 +325,31 @@ const invitations = new LiveList({
     );
   },
 });
+
+// Why the email has not gone out yet, or never will, in words beside the badge (never its colour
+// alone). Retrying: the server's last answer and when the mailer tries again, in local time; the
+// mailer promises that time as the latest, so "by".
+function deliveryNotes(invitation) {
+  const notes = [];
+  if (["failed", "retrying"].includes(invitation.status) && invitation.last_error) {
+    notes.push(element("span", { class: "reason" }, invitation.last_error));
+  }
+  if (invitation.status === "retrying" && invitation.next_attempt_at) {
+    notes.push(
+      element(
+        "span",
+        { class: "reason" },
+        "Next attempt by ",
+        element(
+          "time",
+          { datetime: invitation.next_attempt_at },
+          formatDateTime(invitation.next_attempt_at),
+        ),
+      ),
+    );
+  }
+  return notes;
+}
 
 // What an admin may do to an open invitation; each asks first.
 const INVITATION_ACTIONS = [
