@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from email.message import EmailMessage
 
-from mailer.service_layer.unit_of_work import AttemptOutcome
+from mailer.service_layer.ports import AttemptOutcome
 
 
 class ScriptedSender:

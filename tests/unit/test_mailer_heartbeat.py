@@ -11,7 +11,7 @@ from email.message import EmailMessage
 import pytest
 
 from mailer.entrypoints.heartbeat import heartbeat
-from mailer.service_layer.unit_of_work import AttemptOutcome
+from mailer.service_layer.ports import AttemptOutcome
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
 from onboarding_shared.messaging.publisher import OutgoingMessage

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailer.service_layer.unit_of_work import MailerUnitOfWork, MailSender
+from mailer.service_layer.ports import MailSender
+from mailer.service_layer.unit_of_work import MailerUnitOfWork
 from mailer.settings import MailerSettings
 
 

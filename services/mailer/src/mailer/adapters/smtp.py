@@ -13,7 +13,7 @@ import aiosmtplib
 from opentelemetry import trace
 
 from mailer.domain.model import PermanentSendError, TransientSendError
-from mailer.service_layer.unit_of_work import AttemptOutcome
+from mailer.service_layer.ports import AttemptOutcome
 from mailer.settings import MailerSettings, SmtpSecurity
 
 # A no-op unless tracing is on: then the send is the last span of an invitation's trace.

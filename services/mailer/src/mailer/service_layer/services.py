@@ -15,7 +15,8 @@ from mailer.domain.rendering import (
     render_invitation,
     render_welcome,
 )
-from mailer.service_layer.unit_of_work import MailerUnitOfWork, MailSender
+from mailer.service_layer.ports import MailSender
+from mailer.service_layer.unit_of_work import MailerUnitOfWork
 from onboarding_shared.contract import (
     EmailDeferred,
     EmailFailed,

@@ -1,12 +1,7 @@
 from __future__ import annotations
 
 import abc
-import asyncio
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-from email.message import EmailMessage
-from typing import Protocol
 
 from mailer.domain.model import Email
 from onboarding_shared.unit_of_work import AbstractUnitOfWork
@@ -25,22 +20,3 @@ class EmailRepository(abc.ABC):
 
 class MailerUnitOfWork(AbstractUnitOfWork):
     emails: EmailRepository
-
-
-@dataclass(frozen=True)
-class AttemptOutcome:
-    reached_server: bool
-    at: datetime
-
-
-class MailSender(Protocol):
-    @property
-    def last_attempt(self) -> AttemptOutcome | None:
-        """Whether the last attempt reached the SMTP server; None before the first one."""
-
-    @property
-    def reachability_changed(self) -> asyncio.Event:
-        """Set when an attempt reaches the server after one that did not, or the reverse."""
-
-    async def send(self, message: EmailMessage) -> None:
-        """Hand the message to the SMTP server; raise TransientSendError or PermanentSendError."""
