@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 UV_REQUIREMENTS := deploy/image/uv-requirements.txt
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test lint format unit integration e2e deploy-test schemas docs bench clean
+.PHONY: install run test lint format unit integration e2e faults deploy-test schemas docs bench clean
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,8 @@ $(VENV)/.installed: uv.lock pyproject.toml shared/pyproject.toml $(wildcard serv
 run: install ## start the four services, a development mail catcher (var/mail/) and nothing else
 	@$(BIN)/python devtools/run.py
 
-test: install lint ## everything: lint, unit, integration and end-to-end tests
-	$(PYTEST) tests
+test: install lint ## everything but the fault suite: lint, unit, integration, end-to-end, browser
+	$(PYTEST) tests --ignore=tests/faults
 
 unit: install
 	$(PYTEST) tests/unit
@@ -32,6 +32,9 @@ integration: install
 
 e2e: install
 	$(PYTEST) tests/e2e
+
+faults: install ## break the running system (broker, database, SMTP, processes) and print the table
+	$(PYTEST) tests/faults -m faults
 
 deploy-test: install ## build the image and carry one invitation through the compose stack (needs Docker)
 	$(PYTEST) -rs tests/deploy/test_containers.py

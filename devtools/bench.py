@@ -1,427 +1,280 @@
-"""`make bench`: throughput of the delivery pipeline on this machine, printed as figures.
+"""`make bench`: the figures of issue 12, measured on what a user runs.
 
-Measures, against the real RabbitMQ and PostgreSQL (BENCH_AMQP_URL, BENCH_DATABASE_URL; by
-default the local ones):
-1. the outbox relay alone: rows published with confirms per second;
-2. the whole invite flow in one process: addresses posted -> emails accepted by an SMTP sink
-   -> invitations marked sent, per second, with the peak memory of the process;
-3. the memory of the users service, started as its own process, under concurrent hostile and
-   largest-allowed avatar uploads, and whether it falls back afterwards.
+The four services run as `make run` starts them (devtools/run.py's commands and defaults), on
+a RabbitMQ vhost of their own, first with fresh SQLite files (the `make run` default), then
+with fresh PostgreSQL databases; the SMTP server is a sink in its own process (postfix's
+smtp-sink, or aiosmtpd where it is not installed). The ceilings (aiosmtplib, aio-pika) are
+measured in the same run against the same sink and broker, and one table prints each figure
+beside its ceiling with the ratio and the goal. Everything started is taken down at the end,
+on failure and on Ctrl-C too: processes (by pid), the vhosts, the databases, the files.
+
+    .venv/bin/python devtools/bench.py [--stages sqlite,postgresql] [--profile DIR]
+
+--profile DIR attaches py-spy (20 s, non-blocking) to the mailer and invitations during P1 and
+to the auth-listener during P3, writes speedscope files to DIR and prints their hotspots.
+Numbers and the machine they came from: docs/performance.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import io
-import os
-import resource
-import socket
-import subprocess
+import shutil
+import signal
 import sys
+import tempfile
 import time
-import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from tempfile import TemporaryDirectory
-from typing import Any
-
-import asyncpg
-import httpx
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
-from faststream.rabbit import Channel, RabbitBroker
-from PIL import Image
-from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from invitations.adapters.orm import messaging as invitations_tables
-from invitations.bootstrap import MIGRATIONS as INVITATIONS_MIGRATIONS
-from invitations.bootstrap import create_app as create_invitations
-from invitations.settings import InvitationsSettings
-from mailer.bootstrap import MIGRATIONS as MAILER_MIGRATIONS
-from mailer.bootstrap import create_app as create_mailer
-from mailer.settings import MailerSettings
-from onboarding_shared.auth import DEFAULT_AUDIENCE, DEFAULT_ISSUER
-from onboarding_shared.contract import UserActivated, new_event
-from onboarding_shared.db import create_engine, session_factory
-from onboarding_shared.messaging.outbox import OutboxRelay, RelaySettings, outbox_row
-from onboarding_shared.messaging.publisher import RabbitPublisher
-from onboarding_shared.schema import migrate
-from onboarding_shared.settings import broker_user
-
-AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-ADMIN_URL = os.environ.get(
-    "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+from devtools import bench_ceilings, bench_extras, bench_flows
+from devtools.bench_infra import (
+    Resources,
+    SmtpSink,
+    fresh_database,
+    postgres_connections,
+    private_vhost,
+    start_smtp_sink,
 )
-OUTBOX_ROWS = int(os.environ.get("BENCH_OUTBOX_ROWS", "5000"))
-INVITATIONS = int(os.environ.get("BENCH_INVITATIONS", "2000"))
-AVATAR_UPLOADS = int(os.environ.get("BENCH_AVATAR_UPLOADS", "6"))
-# What the users service may reach while avatars are uploaded (issue 10: one 3 KB PNG took it
-# to 474 MB, six at once to 2.2 GB).
-AVATAR_RSS_CEILING_MB = 250
-# A key pair of this run only: the services verify the admin token the bench posts with.
-SIGNING_KEY = Ed25519PrivateKey.generate()
-INVITATION_TOKEN_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
+from devtools.bench_profile import Profiler
+from devtools.bench_report import StageFigures, machine, table
+from devtools.bench_system import SERVICES, System, environment, sqlite_urls
+
+INVITATIONS = 2000
+PENDING_ACCOUNTS = 300
+LOGINS_PER_SECOND = 200
+ABSORBED_LOGINS = 10_000
+STARTED = time.monotonic()
+# Idle means after the start-up work (migrations, first heartbeats, declarations) is over.
+SETTLE_SECONDS = 5
 
 
-def public_key_pem() -> str:
-    public = SIGNING_KEY.public_key()
-    return public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+@dataclass(frozen=True)
+class Options:
+    stages: list[str]
+    profile: Path | None
+    scale_out: set[str]
+    invitations: int = INVITATIONS
+    accounts: int = PENDING_ACCOUNTS
+    logins: int = ABSORBED_LOGINS
 
 
-def private_key_pem() -> str:
-    return SIGNING_KEY.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
-
-
-def admin_token() -> str:
-    now = int(time.time())
-    claims = {
-        "sub": str(uuid.uuid4()),
-        "roles": ["admin"],
-        "iat": now,
-        "exp": now + 3600,
-        "iss": DEFAULT_ISSUER,
-        "aud": DEFAULT_AUDIENCE,
-    }
-    return jwt.encode(claims, SIGNING_KEY, algorithm="EdDSA")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def create_database(label: str) -> str:
-    admin = make_url(ADMIN_URL)
-    name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
-    connection = await asyncpg.connect(
-        admin.set(drivername="postgresql").render_as_string(hide_password=False)
+def parse_options() -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stages", default="sqlite,postgresql", help="comma-separated")
+    parser.add_argument("--profile", type=Path, help="attach py-spy; write its files here")
+    parser.add_argument(
+        "--scale-out",
+        default="postgresql",
+        help="stages that also run P6 with a second mailer (replicas share a server database)",
     )
-    await connection.execute(f'CREATE DATABASE "{name}"')
-    await connection.close()
-    return admin.set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_databases(urls: list[str]) -> None:
-    admin = make_url(ADMIN_URL)
-    connection = await asyncpg.connect(
-        admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    parser.add_argument(
+        "--quick", action="store_true", help="a tenth of the work: to try the bench, not to quote"
     )
-    for url in urls:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    await connection.close()
-
-
-async def bench_outbox_relay(database_url: str, exchange: str) -> float:
-    await asyncio.to_thread(migrate, database_url, INVITATIONS_MIGRATIONS)
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    rows = [
-        outbox_row(
-            new_event(
-                UserActivated(user_id=uuid.uuid4(), activated_at=datetime.now(UTC)),
-                producer="bench",
-            )
-        )
-        for _ in range(OUTBOX_ROWS)
-    ]
-    async with sessions() as session, session.begin():
-        await session.execute(insert(invitations_tables.outbox), rows)
-    broker = RabbitBroker(AMQP_URL, default_channel=Channel(on_return_raises=True))
-    await broker.connect()
-    # A queue bound to the key, so the mandatory publishes are routable.
-    connection = await broker.connect()
-    async with connection.channel() as channel:
-        target = await channel.declare_exchange(exchange, "topic", durable=True)
-        queue = await channel.declare_queue(
-            f"{exchange}.sink", arguments={"x-queue-type": "quorum"}, durable=True
-        )
-        await queue.bind(target, "#")
-    relay = OutboxRelay(
-        sessions,
-        invitations_tables.outbox,
-        RabbitPublisher(broker, exchange, timeout=30, user_id=broker_user(AMQP_URL)),
-        RelaySettings(batch_size=250),
+    arguments = parser.parse_args()
+    scale = 10 if arguments.quick else 1
+    return Options(
+        stages=[stage for stage in arguments.stages.split(",") if stage],
+        profile=arguments.profile,
+        scale_out=set(arguments.scale_out.split(",")),
+        invitations=INVITATIONS // scale,
+        accounts=PENDING_ACCOUNTS // scale,
+        logins=ABSORBED_LOGINS // scale,
     )
-    started = time.perf_counter()
-    while await relay.relay_once():
-        pass
-    elapsed = time.perf_counter() - started
-    async with connection.channel() as channel:
-        await channel.queue_delete(f"{exchange}.sink")
-        await channel.exchange_delete(exchange)
-    await broker.stop()
-    await engine.dispose()
-    return OUTBOX_ROWS / elapsed
 
 
-async def bench_invite_flow(
-    invitations_url: str, mailer_url: str, exchange: str, smtp_port: int
-) -> tuple[float, float, float]:
-    common: dict[str, Any] = {
-        "amqp_url": AMQP_URL,
-        "events_exchange": exchange,
-        "queue_prefix": f"{exchange}.",
-        "http_port": 1,
-        "prefetch": int(os.environ.get("BENCH_PREFETCH", "32")),
-        "db_pool_size": 20,
-        "auth_public_key": public_key_pem(),
-    }
-    await asyncio.to_thread(migrate, invitations_url, INVITATIONS_MIGRATIONS)
-    await asyncio.to_thread(migrate, mailer_url, MAILER_MIGRATIONS)
-    invitations_app = create_invitations(
-        InvitationsSettings(
-            database_url=invitations_url,
-            invitation_token_secret=INVITATION_TOKEN_SECRET,
-            **common,
-        )
+def database_urls(stage: str, resources: Resources, folder: Path) -> dict[str, str]:
+    if stage == "sqlite":
+        return sqlite_urls(folder)
+    return {name: fresh_database(resources, name.replace("-", "_")) for name in SERVICES}
+
+
+def relay_database(stage: str, resources: Resources, folder: Path) -> str:
+    if stage == "sqlite":
+        return f"sqlite+aiosqlite:///{folder}/relay.db"
+    return fresh_database(resources, "relay")
+
+
+async def run_stage(
+    stage: str, options: Options, resources: Resources, report: list[str]
+) -> StageFigures:
+    with resources.child() as own:
+        folder = Path(tempfile.mkdtemp(prefix=f"bench-{stage}-"))
+        own.defer(f"folder {folder}", lambda: shutil.rmtree(folder, ignore_errors=True))
+        amqp_url = private_vhost(own)
+        sink = start_smtp_sink(own)
+        env = environment(amqp_url, database_urls(stage, own, folder), sink.port, folder / "keys")
+        system = System(env, folder, own).start()
+        profiler = Profiler(options.profile, own) if options.profile else None
+        label = "SQLite" if stage == "sqlite" else "PostgreSQL"
+        try:
+            return await _measure(Stage(stage, label, options, system, sink, profiler, report))
+        except BaseException:
+            _print_log_tails(system)
+            raise
+
+
+@dataclass
+class Stage:
+    """One stage's running system and what it measures with."""
+
+    key: str
+    label: str
+    options: Options
+    system: System
+    sink: SmtpSink
+    profiler: Profiler | None
+    report: list[str]
+
+    def attach(self, *services: str) -> Callable[[], None]:
+        """py-spy on these services, when the flow being profiled starts."""
+
+        def attach() -> None:
+            for name in services if self.profiler else ():
+                assert self.profiler is not None
+                self.profiler.attach(f"{self.key}-{name}", self.system.services[name].pid)
+
+        return attach
+
+    def profiled(self) -> None:
+        self.report += self.profiler.finish() if self.profiler else []
+
+
+async def _measure(stage: Stage) -> StageFigures:
+    label, system = stage.label, stage.system
+    _progress(f"{label}: services ready; idle memory")
+    notes = (
+        [f"{label}: at the start, {postgres_connections()}"] if stage.key == "postgresql" else []
     )
-    mailer_app = create_mailer(
-        MailerSettings(
-            database_url=mailer_url,
-            smtp_host="127.0.0.1",
-            smtp_port=smtp_port,
-            smtp_tls="none",
-            **common,
-        )
+    await asyncio.sleep(SETTLE_SECONDS)
+    idle = system.rss()
+    flow, ceilings = await _whole_flow(stage)
+    accounts, latency, logins = await _logins(stage)
+    _progress(f"{label}: outbox relay in-process")
+    relay = await bench_extras.relay_rate(
+        system.env["AMQP_URL"], relay_database(stage.key, system.resources, system.folder)
     )
-    async with (
-        mailer_app.router.lifespan_context(mailer_app),
-        invitations_app.router.lifespan_context(invitations_app),
-    ):
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=invitations_app),
-            base_url="http://bench",
-            headers={"Authorization": f"Bearer {admin_token()}"},
-        )
-        started = time.perf_counter()
-        for batch in range(0, INVITATIONS, 500):
-            emails = [f"person{n}@example.com" for n in range(batch, min(batch + 500, INVITATIONS))]
-            response = await client.post("/api/v1/invitations", json={"emails": emails})
-            response.raise_for_status()
-        posted = time.perf_counter() - started
-        while True:
-            listing = (
-                await client.get("/api/v1/invitations", params={"status": "sent", "limit": 1})
-            ).json()
-            if listing["total"] >= INVITATIONS:
-                break
-            await asyncio.sleep(0.2)
-        elapsed = time.perf_counter() - started
-        await client.aclose()
-        queues = [
-            c.queue for app in (invitations_app, mailer_app) for c in app.state.runtime.consumers
-        ]
-        connection = await invitations_app.state.runtime.broker.connect()
-        async with connection.channel() as channel:
-            for queue in queues:
-                retries = [queue.retry_queue(n) for n in range(1, queue.max_attempts)]
-                for name in (queue.name, queue.parking_queue, *retries):
-                    await channel.queue_delete(name)
-    return INVITATIONS / posted, INVITATIONS / elapsed, peak_rss_mib()
-
-
-def png_bomb() -> bytes:
-    """5000x5000 pixels, 1 bit each, ~3 KB: under the old 25-megapixel limit."""
-    output = io.BytesIO()
-    Image.new("1", (5000, 5000)).save(output, format="PNG", optimize=True)
-    return output.getvalue()
-
-
-def largest_allowed_png() -> bytes:
-    """2000x2000 pixels (the default AVATAR_MAX_PIXELS) with a palette: the costliest decode
-    measured per pixel, since it is converted to RGBA and scaled premultiplied."""
-    image = Image.new("P", (2000, 2000))
-    image.putpalette([n % 256 for n in range(768)])
-    image.paste(7, (0, 0, 1000, 1000))
-    output = io.BytesIO()
-    image.save(output, format="PNG", optimize=True)
-    return output.getvalue()
-
-
-def process_memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (the peak so far) of a process, in MB."""
-    figures: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            figures[name] = int(value.split()[0]) * 1024 / 1_000_000
+    figures = StageFigures(
+        label, ceilings, flow, relay, logins, latency, idle, system.rss(), notes=notes
+    )
+    notes.append(
+        f"{label}: SMTP sink {stage.sink.kind}; mails of {ceilings.mail_bytes} bytes in the "
+        f"ceilings; P1 {flow.mails} mails received, {flow.duplicates} duplicates; "
+        f"P2 answers {', '.join(f'{seconds:.2f}' for seconds in flow.answer_seconds)} s"
+    )
+    if stage.key in stage.options.scale_out:
+        # Last, and not fatal: the table so far is worth printing if these fail.
+        try:
+            figures.scaled = await _scale_out(stage)
+            stage.report += [f"{label}: avatar uploads (issue 10)"]
+            stage.report += await bench_extras.avatar_memory(system, next(iter(accounts.values())))
+        except Exception as error:
+            notes.append(f"{label}: P6 or the avatar check failed: {error!r}")
+    notes.append(_errors_logged(label, system))
     return figures
 
 
-async def upload_at_once(
-    client: httpx.AsyncClient, pid: int, path: str, upload: bytes
-) -> tuple[list[int], float]:
-    """The uploads, all at once, with the highest RSS sampled meanwhile (every 5 ms)."""
-    peak = 0.0
-    done = asyncio.Event()
-
-    async def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, process_memory_mb(pid)["VmRSS"])
-            await asyncio.sleep(0.005)
-
-    sampler = asyncio.create_task(sample())
-    responses = await asyncio.gather(
-        *(
-            client.put(path, files={"image": ("me.png", upload, "image/png")})
-            for _ in range(AVATAR_UPLOADS)
-        )
+async def _whole_flow(stage: Stage) -> tuple[bench_flows.FlowResult, bench_ceilings.Ceilings]:
+    """P1 and P2, then the ceilings with mails of the size the mailer sent."""
+    count = stage.options.invitations
+    _progress(f"{stage.label}: P1/P2 whole flow, {count} invitations")
+    flow = await bench_flows.invite_flow(
+        stage.system,
+        stage.sink,
+        first=0,
+        count=count,
+        on_start=stage.attach("mailer", "invitations"),
     )
-    done.set()
-    await sampler
-    return [response.status_code for response in responses], peak
+    stage.profiled()
+    _progress(f"{stage.label}: ceilings (aiosmtplib, aio-pika)")
+    ceilings = await bench_ceilings.measure(
+        stage.system.env["AMQP_URL"], stage.sink.port, stage.sink.sample_size()
+    )
+    return flow, ceilings
 
 
-async def bench_avatar_memory(database_url: str, exchange: str) -> list[str]:
-    """The users service as a real process (`onboarding-users serve --migrate`)."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "AMQP_URL": AMQP_URL,
-        "EVENTS_EXCHANGE": exchange,
-        "QUEUE_PREFIX": f"{exchange}.",
-        "QUEUE_EXPIRES_SECONDS": "60",
-        "USERS_DATABASE_URL": database_url,
-        "HTTP_PORT": str(port),
-        "AUTH_PRIVATE_KEY": private_key_pem(),
-        "AUTH_PUBLIC_KEY": public_key_pem(),
-        "ADMIN_USERNAME": "bench",
-        "ADMIN_EMAIL": "bench@example.com",
-        "ADMIN_PASSWORD": uuid.uuid4().hex,
-        "LOG_LEVEL": "WARNING",
+async def _logins(
+    stage: Stage,
+) -> tuple[dict[str, str], bench_flows.LatencyResult, float]:
+    """P4 first: its accounts, once active, are the active account P3 logs in with."""
+    _progress(f"{stage.label}: P4 activation latency, {stage.options.accounts} pending accounts")
+    accounts = await bench_flows.create_pending_accounts(stage.system, stage.options.accounts)
+    latency = await bench_flows.activation_latency(stage.system, accounts, LOGINS_PER_SECOND)
+    _progress(f"{stage.label}: P3 login absorption, {stage.options.logins} logins")
+    logins = await bench_flows.absorb_logins(
+        stage.system, next(iter(accounts)), stage.options.logins, stage.attach("auth-listener")
+    )
+    stage.profiled()
+    return accounts, latency, logins
+
+
+async def _scale_out(stage: Stage) -> bench_flows.FlowResult:
+    """P6: the whole flow again (new addresses), with a second mailer on the same database."""
+    _progress(f"{stage.label}: P6 whole flow with a second mailer")
+    stage.system.add_mailer_replica()
+    count = stage.options.invitations
+    return await bench_flows.invite_flow(
+        stage.system, stage.sink, first=count, count=count, on_start=_nothing
+    )
+
+
+def _errors_logged(label: str, system: System) -> str:
+    """Errors the services logged: a figure measured through retries is not the same figure
+    (e.g. a shared PostgreSQL out of connections)."""
+    counts = {
+        service.name: service.log.read_text(errors="replace").count("[error")
+        for service in system.all()
     }
-    script = Path(sys.executable).parent / "onboarding-users"
-    lines: list[str] = []
-    with TemporaryDirectory() as folder, (Path(folder) / "users.log").open("w+b") as log:
-        service = await asyncio.create_subprocess_exec(
-            str(script), "serve", "--migrate", env=environment, stdout=log, stderr=log
-        )
+    found = ", ".join(f"{name} {count}" for name, count in counts.items() if count) or "none"
+    return f"{label}: errors in the services' logs: {found}"
+
+
+def _nothing() -> None:
+    pass
+
+
+def _progress(message: str) -> None:
+    elapsed = time.monotonic() - STARTED
+    print(f"... [{elapsed:4.0f} s] {message}", file=sys.stderr, flush=True)
+
+
+def _print_log_tails(system: System) -> None:
+    for service in system.all():
+        lines = service.log.read_text(errors="replace").splitlines()[-15:]
+        print(f"--- {service.name} (last lines of its log)", *lines, sep="\n", file=sys.stderr)
+
+
+async def run(options: Options, resources: Resources) -> None:
+    # `kill` (SIGTERM) ends the run as Ctrl-C does: through the clean-ups.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    header = f"Machine: {machine()}"
+    _progress(header)
+    report: list[str] = []
+    stages = [await run_stage(stage, options, resources, report) for stage in options.stages]
+    print(header)
+    print(*(note for figures in stages for note in figures.notes), sep="\n")
+    print()
+    print(table(stages))
+    if report:
+        print()
+        print(*report, sep="\n")
+
+
+def main() -> int:
+    options = parse_options()
+    with Resources() as resources:
         try:
-            base = f"http://127.0.0.1:{port}"
-            client = httpx.AsyncClient(
-                base_url=base, headers={"Authorization": f"Bearer {admin_token()}"}, timeout=120
-            )
-            async with client:
-                await wait_ready(client, service, log)
-                created = await client.post(
-                    "/api/v1/users",
-                    json={
-                        "email": "ada@example.com",
-                        "name": "Ada Lovelace",
-                        "username": "ada",
-                        "password": uuid.uuid4().hex + "-Aa1",
-                    },
-                )
-                if created.status_code != 201:
-                    raise RuntimeError(f"creating a user: {created.status_code} {created.text}")
-                path = f"/api/v1/users/{created.json()['id']}/avatar"
-                idle = process_memory_mb(service.pid)["VmRSS"]
-                lines.append(f"users service idle: {idle:.0f} MB RSS")
-                for label, upload in [
-                    ("5000x5000 1-bit PNGs (a decompression bomb)", png_bomb()),
-                    ("2000x2000 palette PNGs (the largest allowed)", largest_allowed_png()),
-                ]:
-                    codes, peak = await upload_at_once(client, service.pid, path, upload)
-                    await asyncio.sleep(5)
-                    after = process_memory_mb(service.pid)["VmRSS"]
-                    verdict = "within" if peak <= AVATAR_RSS_CEILING_MB else "OVER"
-                    lines.append(
-                        f"{AVATAR_UPLOADS} concurrent {label} of {len(upload) / 1000:.0f} KB, "
-                        f"answers {sorted(set(codes))}: peak {peak:.0f} MB RSS "
-                        f"({verdict} the {AVATAR_RSS_CEILING_MB} MB ceiling), "
-                        f"{after:.0f} MB 5 s later (idle {idle:.0f} MB)"
-                    )
-                hwm = process_memory_mb(service.pid)["VmHWM"]
-                lines.append(f"users service high-water mark over the run: {hwm:.0f} MB")
-        finally:
-            if service.returncode is None:
-                service.terminate()
-                await asyncio.wait_for(service.wait(), timeout=30)
-    return lines
-
-
-async def wait_ready(
-    client: httpx.AsyncClient, service: asyncio.subprocess.Process, log: Any, timeout: float = 60
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.returncode is not None:
-            log.seek(0)
-            raise RuntimeError(f"the users service exited:\n{log.read().decode()[-3000:]}")
-        try:
-            if (await client.get("/ready")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"the users service was not ready within {timeout:.0f}s")
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def start_smtp_sink(port: int) -> subprocess.Popen[bytes]:
-    """The SMTP server runs in its own process, as in production: in this one it would compete
-    for the interpreter lock and become the bottleneck being measured."""
-    catcher = Path(__file__).parent / "mailcatcher.py"
-    return subprocess.Popen(
-        [sys.executable, str(catcher), "--port", str(port), "--discard"],
-        stdout=subprocess.DEVNULL,
-    )
-
-
-async def run_benchmarks(smtp_port: int) -> None:
-    tag = f"bench{uuid.uuid4().hex[:8]}"
-    databases = [
-        await create_database("outbox"),
-        await create_database("inv"),
-        await create_database("mail"),
-        await create_database("users"),
-    ]
-    try:
-        relay_rate = await bench_outbox_relay(databases[0], f"{tag}.relay")
-        api_rate, flow_rate, peak_mib = await bench_invite_flow(
-            databases[1], databases[2], f"{tag}.events", smtp_port
-        )
-        avatar_lines = await bench_avatar_memory(databases[3], f"{tag}.users")
-    finally:
-        await drop_databases(databases)
-    print(f"outbox relay, {OUTBOX_ROWS} rows, confirms, PostgreSQL: {relay_rate:8.0f} events/s")
-    print(
-        f"invite API, {INVITATIONS} addresses in requests of 500: "
-        f"{api_rate:8.0f} invitations/s accepted"
-    )
-    print(
-        "invite flow end to end (API -> outbox -> broker -> mailer -> SMTP -> EmailSent -> "
-        f"sent): {flow_rate:8.0f} invitations/s"
-    )
-    print(f"peak memory of the process running both services: {peak_mib:.0f} MiB")
-    for line in avatar_lines:
-        print(line)
-
-
-def main() -> None:
-    smtp_port = free_port()
-    sink = start_smtp_sink(smtp_port)
-    try:
-        asyncio.run(run_benchmarks(smtp_port))
-    finally:
-        sink.terminate()
-        sink.wait()
+            asyncio.run(run(options, resources))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            print("interrupted: cleaning up", file=sys.stderr)
+            return 130
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -197,3 +197,10 @@ async def test_a_permanent_failure_is_reported_at_once_and_not_retried() -> None
     [failed] = uow.events("EmailFailed")
     assert failed.data.permanent is True and "550" in failed.data.reason
     assert sender.sent == []
+
+
+@pytest.mark.parametrize("recipient", ["not an address", "a@b.c, d@e.f", "x@", ""])
+def test_a_recipient_that_is_not_one_address_is_refused_before_any_smtp(recipient: str) -> None:
+    # The subscriber parks it at once ("cannot build the email"): no retry can fix it.
+    with pytest.raises(ValueError, match="not one email address"):
+        build_message(render_invitation(invitation()), sender="team@acme.test", recipient=recipient)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from email.errors import HeaderParseError
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -96,9 +97,28 @@ def build_message(
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = sender
-    message["To"] = recipient
+    _set_recipient(message, recipient)
     domain = sender.rsplit("@", 1)[-1].strip(">").strip()
     message["Message-ID"] = f"<{message_id}@{domain}>" if message_id else make_msgid(domain=domain)
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     return message
+
+
+def _set_recipient(message: EmailMessage, recipient: str) -> None:
+    """An address no SMTP server could take is the message's fault: refuse it here, once,
+    rather than let the SMTP client's error look like a transient failure."""
+    address = _addr_spec(recipient)
+    try:
+        message["To"] = recipient
+        parsed = [mailbox.addr_spec for mailbox in message["To"].addresses]
+    except (IndexError, HeaderParseError):  # the stdlib's parser trips on some forms
+        parsed = []
+    if not address or parsed != [address]:
+        raise ValueError("the recipient is not one email address")
+
+
+def _addr_spec(recipient: str) -> str:
+    _name, address = parseaddr(recipient)
+    local, at, domain = address.rpartition("@")
+    return address if at and local and domain and " " not in address else ""
