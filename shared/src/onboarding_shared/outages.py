@@ -28,14 +28,26 @@ class DependencyUnavailable(Exception):
     Raised by a handler that has recorded what it needs to: the message is not at fault."""
 
 
+# SQLSTATE classes that say the server cannot serve now, whatever the statement: 08 connection
+# exceptions, 53 insufficient resources ("too many clients already"), 57P shutting down.
+_OUTAGE_SQLSTATES = ("08", "53", "57P")
+
+
+def _outage_sqlstate(driver_error: BaseException | None) -> bool:
+    state = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", None)
+    return isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES)
+
+
 def is_outage(error: BaseException) -> bool:
     """Whether ``error`` says a dependency cannot be reached (rather than a bug, or a refusal
     of this particular statement)."""
     if isinstance(error, DependencyUnavailable):
         return True
     if isinstance(error, sa_exc.DBAPIError):
-        return error.connection_invalidated or isinstance(
-            error, sa_exc.OperationalError | sa_exc.InterfaceError
+        return (
+            error.connection_invalidated
+            or isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
+            or _outage_sqlstate(error.orig)
         )
     if isinstance(error, sa_exc.TimeoutError):  # no connection free in the pool in time
         return True
