@@ -4,6 +4,7 @@ commit together or not at all."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -317,36 +318,44 @@ async def _existing(uow: InvitationsUnitOfWork, invitation_id: uuid.UUID) -> Inv
 
 
 async def record_email_sent(uow: InvitationsUnitOfWork, event: Envelope[EmailSent]) -> None:
-    if event.data.kind is not EmailKind.INVITATION:
-        return
-    async with uow:
-        if not await uow.claim(EMAIL_OUTCOMES_CONSUMER, event.event_id):
-            return
-        invitation = await uow.invitations.get(event.data.reference_id)
-        if invitation is not None:
-            invitation.record_sent(at=event.data.sent_at, attempts=event.data.attempts)
-        await uow.commit()
+    data = event.data
+    await _record_email_outcome(
+        uow,
+        event,
+        lambda invitation: invitation.record_sent(at=data.sent_at, attempts=data.attempts),
+    )
 
 
 async def record_email_deferred(uow: InvitationsUnitOfWork, event: Envelope[EmailDeferred]) -> None:
     """The mailer keeps trying: the invitation shows it is retrying, why, and until when."""
-    if event.data.kind is not EmailKind.INVITATION:
-        return
-    async with uow:
-        if not await uow.claim(EMAIL_OUTCOMES_CONSUMER, event.event_id):
-            return
-        invitation = await uow.invitations.get(event.data.reference_id)
-        if invitation is not None:
-            invitation.record_deferred(
-                reason=event.data.reason,
-                attempts=event.data.attempts,
-                next_attempt_at=event.data.next_attempt_at,
-                at=event.data.deferred_at,
-            )
-        await uow.commit()
+    data = event.data
+    await _record_email_outcome(
+        uow,
+        event,
+        lambda invitation: invitation.record_deferred(
+            reason=data.reason,
+            attempts=data.attempts,
+            next_attempt_at=data.next_attempt_at,
+            at=data.deferred_at,
+        ),
+    )
 
 
 async def record_email_failed(uow: InvitationsUnitOfWork, event: Envelope[EmailFailed]) -> None:
+    data = event.data
+    await _record_email_outcome(
+        uow,
+        event,
+        lambda invitation: invitation.record_failed(reason=data.reason, attempts=data.attempts),
+    )
+
+
+async def _record_email_outcome(
+    uow: InvitationsUnitOfWork,
+    event: Envelope[EmailSent] | Envelope[EmailDeferred] | Envelope[EmailFailed],
+    apply: Callable[[Invitation], object],
+) -> None:
+    """Once per event, and only for invitation emails: apply what the mailer reports."""
     if event.data.kind is not EmailKind.INVITATION:
         return
     async with uow:
@@ -354,7 +363,7 @@ async def record_email_failed(uow: InvitationsUnitOfWork, event: Envelope[EmailF
             return
         invitation = await uow.invitations.get(event.data.reference_id)
         if invitation is not None:
-            invitation.record_failed(reason=event.data.reason, attempts=event.data.attempts)
+            apply(invitation)
         await uow.commit()
 
 
