@@ -163,7 +163,9 @@ async def _measure(stage: Stage) -> StageFigures:
     notes.append(
         f"{label}: SMTP sink {stage.sink.kind}; mails of {ceilings.mail_bytes} bytes in the "
         f"ceilings; P1 {flow.mails} mails received, {flow.duplicates} duplicates; "
-        f"P2 answers {', '.join(f'{seconds:.2f}' for seconds in flow.answer_seconds)} s"
+        f"P2 answers {', '.join(f'{seconds:.2f}' for seconds in flow.answer_seconds)} s; "
+        "P1 CPU per invitation: "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in flow.cpu_ms_per_invitation.items())
     )
     if stage.key in stage.options.scale_out:
         # Last, and not fatal: the table so far is worth printing if these fail.

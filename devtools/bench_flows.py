@@ -45,6 +45,7 @@ class FlowResult:
     answer_seconds: list[float]  # each 500-address request
     mails: int  # received by the sink
     duplicates: int  # mails beyond the first with the same Message-ID
+    cpu_ms_per_invitation: dict[str, float]  # each service's CPU over the flow, per invitation
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ async def invite_flow(
     sink.clear()
     async with admin_client(system, "invitations") as client:
         already_sent = await _total(client, status="sent")
+        cpu_before = system.cpu_seconds()
         started = time.perf_counter()
         on_start()
         answers = [
@@ -106,9 +108,14 @@ async def invite_flow(
 
         await wait_for(sent, count, interval=0.25)
         elapsed = time.perf_counter() - started
+    cpu_after = system.cpu_seconds()
+    cpu = {
+        name: (cpu_after[name] - cpu_before.get(name, cpu_after[name])) * 1000 / count
+        for name in cpu_after
+    }
     mails = sink.message_ids()
     duplicates = sum(times - 1 for times in mails.values())
-    return FlowResult(count, count / elapsed, answers, sum(mails.values()), duplicates)
+    return FlowResult(count, count / elapsed, answers, sum(mails.values()), duplicates, cpu)
 
 
 async def _post_invitations(client: httpx.AsyncClient, numbers: range) -> float:

@@ -18,7 +18,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from devtools.bench_infra import BIN, Resources, free_port, rss_mb
+from devtools.bench_infra import BIN, Resources, cpu_seconds, free_port, rss_mb
 from devtools.run import DEVELOPMENT_DEFAULTS, development_keys
 from onboarding_shared.auth import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
@@ -105,6 +105,9 @@ class System:
 
     def all(self) -> list[Service]:
         return [*self.services.values(), *self.replicas]
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {service.name: cpu_seconds(service.pid) for service in self.all()}
 
     def rss(self) -> dict[str, float]:
         return {service.name: service.rss_mb() for service in self.all()}

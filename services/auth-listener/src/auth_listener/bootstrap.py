@@ -8,9 +8,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from auth_listener.adapters import orm
+from auth_listener.adapters.reading import reading_engine
+from auth_listener.adapters.repository import SqlAlchemyAccountReader
 from auth_listener.adapters.unit_of_work import SqlAlchemyAuthListenerUnitOfWork
 from auth_listener.entrypoints import subscribers
 from auth_listener.entrypoints.housekeeping import forget_stale_logins
+from auth_listener.service_layer.logged_in import LoggedInAccounts
 from auth_listener.settings import AuthListenerSettings
 from auth_listener.wiring import AuthListenerContext
 from onboarding_shared.contract import (
@@ -37,6 +40,8 @@ EVENTS = ServiceEvents(
 def create_app(settings: AuthListenerSettings) -> FastAPI:
     orm.map_domain()
     runtime = ServiceRuntime.create(SERVICE, settings, orm.messaging)
+    readers = reading_engine(runtime.engine)
+    runtime.shutdown.append(readers.dispose)
     context = AuthListenerContext(
         settings=settings,
         uow=partial(
@@ -46,6 +51,8 @@ def create_app(settings: AuthListenerSettings) -> FastAPI:
             producer=SERVICE,
             on_commit=runtime.relay.notify,
         ),
+        reader=SqlAlchemyAccountReader(readers),
+        logged_in=LoggedInAccounts(settings.logged_in_memory_size),
     )
     runtime.consumers.extend(subscribers.consumers(context))
     runtime.background.append(forget_stale_logins(context))

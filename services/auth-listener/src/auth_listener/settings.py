@@ -19,6 +19,13 @@ class AuthListenerSettings(ServiceSettings):
         le=24 * 365,
         description="How long a login of an account not known yet waits for its UserCreated.",
     )
+    logged_in_memory_size: int = Field(
+        default=100_000,
+        ge=0,
+        le=10_000_000,
+        description="Account ids this process remembers as having logged in, so that their "
+        "next logins cost no database work (about 90 bytes each; 0: off).",
+    )
 
     keycloak_events_enabled: bool = Field(
         default=False, description="Consume Keycloak LOGIN events (keycloak-to-rabbitmq)."

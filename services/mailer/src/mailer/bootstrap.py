@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from mailer.adapters import orm
+from mailer.adapters.locks import KeyedLocks
 from mailer.adapters.smtp import SmtpSender
 from mailer.adapters.unit_of_work import SqlAlchemyMailerUnitOfWork
 from mailer.entrypoints import http, subscribers
@@ -52,6 +53,7 @@ def create_app(settings: MailerSettings) -> FastAPI:
             orm.messaging,
             producer=SERVICE,
             on_commit=runtime.relay.notify,
+            email_locks=KeyedLocks(),
         ),
         sender=sender,
     )

@@ -62,6 +62,14 @@ class Login:
         return found
 
 
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """Just what the busy path of a login needs: which account, and whether it is pending."""
+
+    id: uuid.UUID
+    status: AccountStatus
+
+
 @dataclass(frozen=True)
 class AccountSnapshot:
     """What UserCreated and UserUpdated say about an account, as of a moment."""

@@ -56,7 +56,7 @@ def consumers(context: AuthListenerContext) -> list[ReliableConsumer]:
 
 def _accounts(context: AuthListenerContext) -> ReliableConsumer:
     async def on_account(event: Envelope[UserCreated] | Envelope[UserUpdated], _: Delivery) -> None:
-        await services.apply_account(context.uow(), event)
+        await services.apply_account(context.uow(), event, logged_in=context.logged_in)
 
     router = EventRouter()
     router.register(UserCreated, on_account)
@@ -111,6 +111,11 @@ async def _record(
     context: AuthListenerContext, login: Login, event_id: uuid.UUID, *, channel: str
 ) -> None:
     outcome = await services.record_login(
-        context.uow(), login, event_id=event_id, now=datetime.now(UTC)
+        context.uow(),
+        login,
+        event_id=event_id,
+        now=datetime.now(UTC),
+        reader=context.reader,
+        logged_in=context.logged_in,
     )
     LOGINS.labels(channel=channel, outcome=outcome.value).inc()

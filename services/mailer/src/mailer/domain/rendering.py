@@ -17,6 +17,8 @@ _templates = Environment(
     autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
     undefined=StrictUndefined,
     keep_trailing_newline=True,
+    # The templates ship with the package: compiled once, never checked on disk again per mail.
+    auto_reload=False,
 )
 
 
