@@ -42,7 +42,7 @@ deploy-test: install ## build the image and carry one invitation through the com
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared/src services/*/src devtools
+	$(BIN)/mypy shared/src services/*/src devtools tests
 	$(BIN)/lint-imports
 
 format: install

@@ -256,7 +256,7 @@ def check_hashed_requirements(path: Path, version: str) -> None:
     """Every line a `name==version` with only sha256 hashes; uv among them, at `version`."""
     lines = requirement_lines(path)
     assert lines, f"{path}: no requirement"
-    names = {}
+    names: dict[str, str] = {}
     for tokens in lines:
         assert not tokens[0].startswith("-"), f"{path}: option line {tokens[0]} (index, nesting)"
         requirement = Requirement(tokens[0])
@@ -329,7 +329,7 @@ def test_make_install_installs_the_same_uv_by_hash() -> None:
 def build_group() -> dict[str, str]:
     """The root pyproject's `build` dependency group: package name -> pinned version."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    pinned = {}
+    pinned: dict[str, str] = {}
     for line in project["dependency-groups"]["build"]:
         requirement = Requirement(line)
         specifiers = list(requirement.specifier)
@@ -428,12 +428,13 @@ class _Health(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def health_server(status: int) -> Iterator[tuple[int, list[str]]]:
-    handler = type("Handler", (_Health,), {"status": status, "paths": []})
+    paths: list[str] = []
+    handler = type("Handler", (_Health,), {"status": status, "paths": paths})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1], handler.paths
+        yield server.server_address[1], paths
     finally:
         server.shutdown()
         server.server_close()

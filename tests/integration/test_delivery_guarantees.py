@@ -51,6 +51,19 @@ async def invitations_behind_a_proxy(
     return proxy, settings
 
 
+async def pending_attempts(database_url: str) -> list[int]:
+    """How often the relay tried each outbox row that is not published yet."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            query = select(messaging.outbox.c.attempts).where(
+                messaging.outbox.c.published_at.is_(None)
+            )
+            return list((await connection.execute(query)).scalars())
+    finally:
+        await engine.dispose()
+
+
 async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_it_returns(
     databases: DatabaseFactory, amqp_url: str, namespace: Namespace, probe: EventProbe
 ) -> None:
@@ -72,7 +85,12 @@ async def test_requests_succeed_while_the_broker_is_away_and_events_go_out_when_
                 headers=admin_headers(),
             )
             assert response.status_code == 202
-            await asyncio.sleep(1.5)  # the relay tries, and fails, meanwhile
+
+            async def every_row_tried_and_failed() -> bool:
+                attempts = await pending_attempts(settings.database_url)
+                return len(attempts) == 4 and all(count >= 1 for count in attempts)
+
+            await eventually(every_row_tried_and_failed, timeout=10)
             relay: OutboxRelay = client.app.state.runtime.relay  # type: ignore[attr-defined]
             # Each invitation: the public fact and the mailer's request.
             assert (await relay.stats()).pending == 4
@@ -160,7 +178,7 @@ async def test_relay_replicas_share_the_outbox_and_publish_each_row_once(
     try:
         counts = await asyncio.gather(*(drain_outbox(relay) for relay in relays))
         await eventually(lambda: len(probe.events("user.activated.v1")) >= 300, timeout=30)
-        await asyncio.sleep(0.5)  # let any duplicate arrive
+        await probe.caught_up()  # any duplicate has arrived too
     finally:
         for broker in brokers:
             await broker.stop()
@@ -191,15 +209,7 @@ async def test_pending_rows_go_out_at_once_when_the_broker_returns(
             assert response.status_code == 202
 
             async def backing_off() -> bool:
-                async with engine.connect() as connection:
-                    attempts = (
-                        await connection.execute(
-                            select(messaging.outbox.c.attempts).where(
-                                messaging.outbox.c.published_at.is_(None)
-                            )
-                        )
-                    ).scalars()
-                    return all(count >= 2 for count in attempts)
+                return all(count >= 2 for count in await pending_attempts(database_url))
 
             assert await eventually(backing_off, timeout=30)
             # Where a long outage's backoff gets them: without the reset they would wait this.

@@ -6,7 +6,6 @@ else travels on the exchange."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
 import os
@@ -14,8 +13,9 @@ import shutil
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -99,7 +99,7 @@ async def test_the_consumer_example_handles_each_user_event_once(
         )
     )
     try:
-        await until_bound(amqp_url, queue_name)
+        await until_bound(amqp_url, namespace.exchange, consumer.WANTED.values())
         created = user_created()
         activated = new_event(
             UserActivated(user_id=created.data.user_id, activated_at=datetime.now(UTC)),
@@ -114,13 +114,16 @@ async def test_the_consumer_example_handles_each_user_event_once(
             await publish_raw(amqp_url, namespace.exchange, key, body)
         newer_body = json.dumps(newer).encode()  # a future major version, on the old key
         await publish_raw(amqp_url, namespace.exchange, "user.created.v1", newer_body)
-        await eventually(lambda: len(handled) == 2)
-        await asyncio.sleep(0.3)  # nothing more arrives
+        # Last, another user: once it is handled, so is every message before it (one queue).
+        last = user_created()
+        await publish_raw(amqp_url, namespace.exchange, "user.created.v1", last.to_json())
+        await eventually(lambda: len(handled) >= 3)
     finally:
         stop.set()
         await running
         await delete_queue(amqp_url, queue_name)
-    assert [e["event_type"] for e in handled] == ["UserCreated", "UserActivated"]
+    assert [e["event_type"] for e in handled] == ["UserCreated", "UserActivated", "UserCreated"]
+    assert handled[-1]["event_id"] == str(last.event_id)
 
 
 async def declare_exchange(amqp_url: str, name: str) -> None:
@@ -130,20 +133,19 @@ async def declare_exchange(amqp_url: str, name: str) -> None:
         await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
 
 
-async def until_bound(amqp_url: str, queue_name: str) -> None:
-    """Until the example has declared its queue, and a moment for its bindings."""
+async def until_bound(amqp_url: str, exchange: str, routing_keys: Iterable[str]) -> None:
+    """Until the example's queue is bound for every key: a mandatory probe is returned as
+    unroutable until then. The example ignores the probe, an event type it does not know."""
 
-    async def exists() -> bool:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
-                await channel.get_queue(queue_name, ensure=True)
-                return True
-        return False
+    async def routed(routing_key: str) -> bool:
+        try:
+            await publish_raw(amqp_url, exchange, routing_key, b'{"event_type": "BindingProbe"}')
+        except aio_pika.exceptions.DeliveryError:
+            return False
+        return True
 
-    await eventually(exists, timeout=10)
-    await asyncio.sleep(0.3)
+    for routing_key in routing_keys:
+        await eventually(partial(routed, routing_key), timeout=10)
 
 
 async def delete_queue(amqp_url: str, queue_name: str) -> None:
@@ -265,7 +267,7 @@ async def test_the_node_publisher_refuses_an_invalid_or_unroutable_login(
     assert "must have required property 'email'" in outcomes["no identifier"]
     assert 'must match format "date-time"' in outcomes["bad time"]  # no time zone
     assert outcomes["unroutable"].startswith("not routed (312 NO_ROUTE)")
-    await asyncio.sleep(0.3)
+    await probe.caught_up()
     assert probe.messages == []  # nothing invalid left the publisher
 
 
@@ -299,27 +301,33 @@ async def test_the_node_consumer_example_handles_each_user_event_once(
         newer = created.model_dump(mode="json") | {"event_version": 2, "extra": "ignored"}
         invalid = user_created().model_dump(mode="json")
         del invalid["data"]["email"]
+        last = user_created()
         for body, key in (
             (created.to_json(), "user.created.v1"),
             (created.to_json(), "user.created.v1"),  # a redelivery
             (json.dumps(newer).encode(), "user.created.v1"),  # a future major, on the old key
             (json.dumps(invalid).encode(), "user.created.v1"),  # fails its JSON Schema
             (activated.to_json(), "user.activated.v1"),
+            # Last, another user: once it is printed, so is every message before it (one queue).
+            (last.to_json(), "user.created.v1"),
         ):
             await publish_raw(amqp_url, namespace.exchange, key, body)
 
         lines = []
-        for _ in range(2):
+        for _ in range(3):
             line = await asyncio.wait_for(process.stdout.readline(), timeout=20)
             lines.append(line.decode().strip())
-        await asyncio.sleep(0.3)  # nothing more arrives
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         rest, errors = await asyncio.wait_for(process.communicate(), timeout=20)
         await delete_queue(amqp_url, queue_name)
     user_id = created.data.user_id
-    assert lines == [f"UserCreated {user_id} ada@example.com", f"UserActivated {user_id}"]
+    assert lines == [
+        f"UserCreated {user_id} ada@example.com",
+        f"UserActivated {user_id}",
+        f"UserCreated {last.data.user_id} ada@example.com",
+    ]
     assert rest.decode().strip() == ""
     assert process.returncode == 0, errors.decode()
     (rejection,) = [line for line in errors.decode().splitlines() if line.startswith("rejected")]

@@ -3,7 +3,6 @@ duplicates, parking of bad messages, retries of transient failures."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -132,7 +131,9 @@ async def test_while_the_smtp_server_is_unreachable_the_email_stays_in_hand_then
         [deferred] = await eventually(lambda: probe.events("email.deferred.v1"))
         assert "unavailable" not in deferred["data"]["reason"]  # the SMTP error itself
         await eventually(lambda: waiting(namespace) == 1)
-        await asyncio.sleep(4)  # longer than every retry delay of the queue together
+        # Tried in hand more often than the queue has attempts (3), over longer than all its
+        # retry delays together: had it spent them, it would be parked by now.
+        await eventually(lambda: deferred_attempts(probe) >= 4, timeout=15)
         await proxy.restore()
         sent = await eventually(lambda: probe.events("email.sent.v1"), timeout=15)
         await eventually(lambda: waiting(namespace) == 0)
@@ -143,6 +144,11 @@ async def test_while_the_smtp_server_is_unreachable_the_email_stays_in_hand_then
     assert handled(namespace, "held") == 0 and handled(namespace, "retried") == 0
     assert handled(namespace, "handled") == 1
     assert probe.events("email.failed.v1") == []
+
+
+def deferred_attempts(probe: EventProbe) -> int:
+    """The most attempts an announced deferral counted (announcements thin out: 1, 2, 4...)."""
+    return max((int(e["data"]["attempts"]) for e in probe.events("email.deferred.v1")), default=0)
 
 
 def waiting(namespace: Namespace) -> float:

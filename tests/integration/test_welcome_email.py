@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from email.message import EmailMessage
+from typing import TypedDict, Unpack
 
 import aio_pika
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from mailer.bootstrap import MIGRATIONS as MAILER_MIGRATIONS
 from mailer.bootstrap import create_app as create_mailer
 from mailer.entrypoints.subscribers import WELCOME_EMAILS_QUEUE
-from mailer.settings import MailerSettings
+from mailer.settings import MailerSettings, SmtpSecurity
 from tests.support import auth
 from tests.support.broker import Namespace, eventually
 from tests.support.databases import DatabaseFactory
@@ -28,8 +29,14 @@ LINK = re.compile(r"(http://chat\.acme\.example/set-password#token=([A-Za-z0-9_-
 RANDOM_PASSWORD_USER = new_user(password=None, set_random_password=True, send_welcome_email=True)
 
 
+class Smtp(TypedDict, total=False):
+    smtp_host: str
+    smtp_port: int
+    smtp_tls: SmtpSecurity
+
+
 async def mailer_settings(
-    databases: DatabaseFactory, amqp_url: str, namespace: Namespace, **smtp: object
+    databases: DatabaseFactory, amqp_url: str, namespace: Namespace, **smtp: Unpack[Smtp]
 ) -> MailerSettings:
     database_url = await databases.create_migrated("mailer", MAILER_MIGRATIONS)
     return MailerSettings(
@@ -48,8 +55,8 @@ def text_of(message: EmailMessage, subtype: str) -> str:
 
 
 @pytest.fixture
-async def smtp_settings(smtp_server: SmtpServer) -> dict[str, object]:
-    return {"smtp_host": "127.0.0.1", "smtp_port": smtp_server.port, "smtp_tls": "none"}
+async def smtp_settings(smtp_server: SmtpServer) -> Smtp:
+    return {"smtp_host": "127.0.0.1", "smtp_port": smtp_server.port, "smtp_tls": SmtpSecurity.NONE}
 
 
 async def test_the_welcome_email_carries_a_set_password_link_that_works_once(
@@ -57,7 +64,7 @@ async def test_the_welcome_email_carries_a_set_password_link_that_works_once(
     amqp_url: str,
     namespace: Namespace,
     smtp_server: SmtpServer,
-    smtp_settings: dict[str, object],
+    smtp_settings: Smtp,
 ) -> None:
     mailer = await mailer_settings(databases, amqp_url, namespace, **smtp_settings)
     users = await users_settings(databases, amqp_url, namespace)
@@ -106,7 +113,7 @@ async def test_a_weak_password_or_a_forged_link_is_refused(
     amqp_url: str,
     namespace: Namespace,
     smtp_server: SmtpServer,
-    smtp_settings: dict[str, object],
+    smtp_settings: Smtp,
 ) -> None:
     mailer = await mailer_settings(databases, amqp_url, namespace, **smtp_settings)
     users = await users_settings(databases, amqp_url, namespace)

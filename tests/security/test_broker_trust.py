@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +226,7 @@ async def test_forged_invitations_and_welcome_emails_change_nothing_and_are_park
         parked = {}
         for queue in ("users.invitations", "mailer.invitations", "mailer.welcome-emails"):
             taken = await eventually(
-                lambda q=queue: drain(system.admin_url, f"{q}.parked"), timeout=30
+                partial(drain, system.admin_url, f"{queue}.parked"), timeout=30
             )
             parked[queue] = [m.headers.get(REASON_HEADER) for m in taken]
         announced = await eventually(lambda: len(rejections) >= 3 and rejections, timeout=10)

@@ -63,6 +63,10 @@ class Namespace:
                     channel = await connection.channel()
 
 
+# What EventProbe.caught_up publishes: no service binds it.
+MARKER_ROUTING_KEY = "tests.probe.marker"
+
+
 @dataclass
 class EventProbe:
     """Binds a private queue to the events and mail exchanges; keeps every message it sees."""
@@ -72,6 +76,7 @@ class EventProbe:
     routing_key: str = "#"
     messages: list[AbstractIncomingMessage] = field(default_factory=list)
     _connection: Any = None
+    _markers: set[str | None] = field(default_factory=set)
 
     async def start(self) -> EventProbe:
         self._connection = await aio_pika.connect_robust(self.amqp_url)
@@ -87,7 +92,20 @@ class EventProbe:
         return self
 
     async def _keep(self, message: AbstractIncomingMessage) -> None:
-        self.messages.append(message)
+        if message.routing_key == MARKER_ROUTING_KEY:
+            self._markers.add(message.message_id)
+        else:
+            self.messages.append(message)
+
+    async def caught_up(self) -> None:
+        """Until whatever was published before this call has arrived: a marker is published
+        after it, and the probe's one queue keeps the order. So "nothing more arrives" is
+        waited for, not guessed with a sleep. The marker is not kept in ``messages``."""
+        marker = str(uuid.uuid4())
+        await publish_raw(
+            self.amqp_url, self.exchange, MARKER_ROUTING_KEY, b"{}", message_id=marker
+        )
+        await eventually(lambda: marker in self._markers)
 
     def events(self, routing_key: str | None = None) -> list[dict[str, Any]]:
         return [

@@ -60,6 +60,9 @@ class FakePendingLoginRepository(PendingLoginRepository):
 
 
 class FakeAuthListenerUnitOfWork(FakeMessagingUnitOfWork, AuthListenerUnitOfWork):
+    accounts: FakeAccountRepository  # the fakes, so that tests can read what they counted
+    pending_logins: FakePendingLoginRepository
+
     def __init__(self) -> None:
         super().__init__()
         self.accounts = FakeAccountRepository()

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from contextlib import ExitStack
+from typing import NoReturn
 
 import pytest
 
@@ -28,7 +29,7 @@ def docker_answers() -> bool:
         return False
 
 
-def _missing(variable: str, what: str) -> None:
+def _missing(variable: str, what: str) -> NoReturn:
     pytest.fail(
         f"{what} is needed: set {variable} (e.g. `bash .ci/run` does) or make a Docker engine "
         "available for testcontainers.",
@@ -57,8 +58,8 @@ def postgres_admin_url(stack: ExitStack) -> str:
     from testcontainers.postgres import PostgresContainer
 
     container = stack.enter_context(PostgresContainer(POSTGRES_IMAGE, driver="asyncpg"))
-    url: str = container.get_connection_url()
-    return url
+    connection_url: str = container.get_connection_url()
+    return connection_url
 
 
 Factory = Callable[[], str]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -50,7 +51,7 @@ def created(status: str = "pending", **overrides: object) -> Envelope[UserCreate
         "created_at": NOW,
         **overrides,
     }
-    return new_event(UserCreated(**data), producer="users")  # type: ignore[arg-type]
+    return new_event(UserCreated(**data), producer="users")
 
 
 def updated(status: str, at: datetime, **overrides: object) -> Envelope[UserUpdated]:
@@ -58,14 +59,19 @@ def updated(status: str, at: datetime, **overrides: object) -> Envelope[UserUpda
     return new_event(UserUpdated(**data), producer="users")
 
 
+class Identity(TypedDict, total=False):
+    """How a login names its account: any of the three."""
+
+    user_id: uuid.UUID
+    email: str
+    username: str
+
+
 async def login(
-    uow: FakeAuthListenerUnitOfWork, at: datetime = NOW, **identity: object
+    uow: FakeAuthListenerUnitOfWork, at: datetime = NOW, **identity: Unpack[Identity]
 ) -> LoginOutcome:
     return await services.record_login(
-        uow,
-        Login(logged_in_at=at, **identity),
-        event_id=uuid.uuid4(),
-        now=NOW,  # type: ignore[arg-type]
+        uow, Login(logged_in_at=at, **identity), event_id=uuid.uuid4(), now=NOW
     )
 
 
@@ -79,7 +85,7 @@ def activations(uow: FakeAuthListenerUnitOfWork) -> list[datetime]:
     ids=["user_id", "email", "username"],
 )
 async def test_the_first_login_of_a_pending_account_activates_it(
-    identity: dict[str, object],
+    identity: Identity,
 ) -> None:
     uow = FakeAuthListenerUnitOfWork()
     await services.apply_account(uow, created())

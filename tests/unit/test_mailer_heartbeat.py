@@ -12,6 +12,7 @@ import pytest
 
 from mailer.entrypoints.heartbeat import heartbeat
 from mailer.service_layer.ports import AttemptOutcome
+from mailer.service_layer.unit_of_work import MailerUnitOfWork
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
 from onboarding_shared.messaging.publisher import OutgoingMessage
@@ -53,6 +54,10 @@ class RecordingPublisher:
         self.new_beat.set()
 
 
+def no_unit_of_work() -> MailerUnitOfWork:
+    raise AssertionError("the heartbeat opens no unit of work")
+
+
 async def next_beat(publisher: RecordingPublisher) -> bool | None:
     publisher.new_beat.clear()
     async with asyncio.timeout(2):  # the bound
@@ -66,8 +71,8 @@ async def test_a_change_of_reachability_is_published_within_two_seconds() -> Non
     )
     sender = SwitchableSender()
     publisher = RecordingPublisher()
-    context = MailerContext(settings=settings, uow=lambda: None, sender=sender)  # type: ignore[arg-type, return-value]
-    beating = asyncio.create_task(heartbeat(context, publisher)())  # type: ignore[arg-type]
+    context = MailerContext(settings=settings, uow=no_unit_of_work, sender=sender)
+    beating = asyncio.create_task(heartbeat(context, publisher)())
     try:
         await asyncio.wait_for(publisher.new_beat.wait(), timeout=2)
         assert publisher.beats == [None]

@@ -112,7 +112,7 @@ def test_a_deactivated_account_stays_deactivated_but_the_login_is_remembered() -
     account = user()
     account.apply({"deactivated": True}, now=NOW)
     account.record_first_login(NOW)
-    assert account.status is UserStatus.DEACTIVATED
+    assert (account.status, account.first_login_at) == (UserStatus.DEACTIVATED, NOW)
     account.apply({"deactivated": False}, now=NOW)
     assert account.status is UserStatus.ACTIVE  # it did log in once
 

@@ -118,6 +118,7 @@ async def test_a_random_password_is_never_mailed_a_single_use_link_is() -> None:
     assert welcome.set_password_url.startswith("https://chat.acme.test/set-password#token=")
     assert welcome.set_password_expires_at == NOW + timedelta(hours=72)
     stored = uow.fake_users.rows[created.user.id]
+    assert stored.password_link_hash is not None
     assert stored.password_link_hash not in wire(uow)  # only the token travels, never its hash
     assert stored.password_hash.removeprefix("hashed:") not in wire(uow)
     assert created.welcome_email.status is WelcomeEmailStatus.QUEUED
