@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailer.adapters.locks import KeyedLocks
 from mailer.domain.model import Email, PermanentSendError, TransientSendError
 from mailer.domain.rendering import InvitationEmail, build_message, render_invitation
 from mailer.service_layer import services
@@ -81,11 +79,10 @@ class FakeEmails(EmailRepository):
     def __init__(self) -> None:
         self.by_event: dict[uuid.UUID, Email] = {}
 
-    def add(self, email: Email) -> None:
-        assert email.source_event_id not in self.by_event, "one email per event"
-        self.by_event[email.source_event_id] = email
+    async def add_if_absent(self, email: Email) -> None:
+        self.by_event.setdefault(email.source_event_id, email)
 
-    async def for_event(self, source_event_id: uuid.UUID) -> Email | None:
+    async def lock_for_event(self, source_event_id: uuid.UUID) -> Email | None:
         return self.by_event.get(source_event_id)
 
 
@@ -93,10 +90,6 @@ class FakeUnitOfWork(FakeMessagingUnitOfWork, MailerUnitOfWork):
     def __init__(self) -> None:
         super().__init__()
         self.emails = FakeEmails()
-        self.locks = KeyedLocks()
-
-    def exclusively(self, source_event_id: uuid.UUID) -> AbstractAsyncContextManager[None]:
-        return self.locks.hold(source_event_id)
 
 
 DELAYS = (1.0, 5.0, 30.0)

@@ -118,65 +118,48 @@ async def deliver(
     """Send ``outgoing`` unless it was already settled (then None); emit EmailSent or
     EmailFailed and say which, once committed.
 
-    Other deliveries of the same event wait (``exclusively``), then find it settled. The
-    attempt is counted in a transaction of its own first, so it stays counted whatever happens
-    to the send and its record (a database cut, a crash); the mail goes out between the two,
-    with no transaction open. A transient failure defers the email (EmailDeferred) and raises,
-    for the consumer to try again without spending the message's attempts, until
-    ``retry_for`` or its link's expiry has passed; then it fails.
+    The attempt is counted in a transaction of its own first, so it stays counted whatever
+    happens to the one that sends (a database cut, a crash). The email stays locked while
+    sending (``lock_for_event``: its row on PostgreSQL, inside a transaction, so that a
+    transaction-mode PgBouncer keeps it; a lock in the process on SQLite, whose one write lock
+    is then not held across SMTP), so a duplicate of the same event waits and then finds it
+    settled. A
+    transient failure defers the email (EmailDeferred) and raises, for the consumer to try
+    again without spending the message's attempts, until ``retry_for`` or its link's expiry
+    has passed; then it fails.
     """
-    async with uow.exclusively(outgoing.source_event_id):
-        async with uow:
-            email = await uow.emails.for_event(outgoing.source_event_id)
-            if email is None:
-                email = _record_of(outgoing)
-                uow.emails.add(email)
-            elif email.settled:
-                return None
-            email.begin_attempt()
-            await uow.commit()
+    async with uow:
+        await uow.emails.add_if_absent(_record_of(outgoing))
+        email = await uow.emails.lock_for_event(outgoing.source_event_id)
+        if email is None or email.settled:
+            return None
+        email.begin_attempt()
+        await uow.commit()
+    async with uow:
+        email = await uow.emails.lock_for_event(outgoing.source_event_id)
+        if email is None or email.settled:
+            return None  # a duplicate delivery sent it in between
         try:
             await sender.send(outgoing.message)
         except SendError as error:
-            return await _record_failure(uow, email, error, outgoing, delivery, retry_for)
-        async with uow:
-            email = await _current(uow, outgoing)
-            email.mark_sent(datetime.now(UTC))
-            uow.emit(
-                EmailSent(
-                    email_id=email.id,
-                    kind=email.kind,
-                    reference_id=email.reference_id,
-                    recipient=email.recipient,
-                    attempts=email.attempts,
-                    sent_at=email.sent_at or datetime.now(UTC),
-                )
+            deliver_by = email.deliver_by(retry_for, outgoing.link_expires_at)
+            if isinstance(error, TransientSendError) and datetime.now(UTC) < deliver_by:
+                await _defer(uow, email, error, deliver_by, delivery)
+            await _fail(uow, email, error, _failure_reason(error, deliver_by, outgoing))
+            return Settled(kind=email.kind, sent=False, permanent=error.permanent)
+        email.mark_sent(datetime.now(UTC))
+        uow.emit(
+            EmailSent(
+                email_id=email.id,
+                kind=email.kind,
+                reference_id=email.reference_id,
+                recipient=email.recipient,
+                attempts=email.attempts,
+                sent_at=email.sent_at or datetime.now(UTC),
             )
-            await uow.commit()
-            return Settled(kind=email.kind, sent=True)
-
-
-async def _current(uow: MailerUnitOfWork, outgoing: OutgoingEmail) -> Email:
-    email = await uow.emails.for_event(outgoing.source_event_id)
-    assert email is not None, "an email is never deleted while a delivery holds it"
-    return email
-
-
-async def _record_failure(
-    uow: MailerUnitOfWork,
-    attempted: Email,
-    error: SendError,
-    outgoing: OutgoingEmail,
-    delivery: Delivery,
-    retry_for: timedelta,
-) -> Settled:
-    deliver_by = attempted.deliver_by(retry_for, outgoing.link_expires_at)
-    async with uow:
-        email = await _current(uow, outgoing)
-        if isinstance(error, TransientSendError) and datetime.now(UTC) < deliver_by:
-            await _defer(uow, email, error, deliver_by, delivery)
-        await _fail(uow, email, error, _failure_reason(error, deliver_by, outgoing))
-        return Settled(kind=email.kind, sent=False, permanent=error.permanent)
+        )
+        await uow.commit()
+        return Settled(kind=email.kind, sent=True)
 
 
 async def _defer(

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import abc
 import uuid
-from contextlib import AbstractAsyncContextManager
 
 from mailer.domain.model import Email
 from onboarding_shared.unit_of_work import AbstractUnitOfWork
@@ -10,19 +9,16 @@ from onboarding_shared.unit_of_work import AbstractUnitOfWork
 
 class EmailRepository(abc.ABC):
     @abc.abstractmethod
-    def add(self, email: Email) -> None:
-        """A new email, inserted at commit (an insert of an event's second email fails)."""
+    async def add_if_absent(self, email: Email) -> None:
+        """Insert unless an email for the same source event exists. A concurrent insert of the
+        same event waits for the first transaction to end, then does nothing."""
 
     @abc.abstractmethod
-    async def for_event(self, source_event_id: uuid.UUID) -> Email | None:
-        """The email for this event, if any."""
+    async def lock_for_event(self, source_event_id: uuid.UUID) -> Email | None:
+        """The email for this event, locked until the unit of work ends: other deliveries of
+        the same event wait. Call it first: what the unit wrote before may already be
+        committed when it returns (on SQLite the lock is not the database's, see adapters)."""
 
 
 class MailerUnitOfWork(AbstractUnitOfWork):
     emails: EmailRepository
-
-    @abc.abstractmethod
-    def exclusively(self, source_event_id: uuid.UUID) -> AbstractAsyncContextManager[None]:
-        """Every other delivery of this event, in this process or another replica, waits until
-        the block ends. Its transactions are this unit's; none is open across the block, so
-        the mail goes out while no database lock is held."""
