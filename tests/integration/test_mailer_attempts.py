@@ -10,6 +10,7 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select
 
+from mailer.adapters.locks import KeyedLocks
 from mailer.adapters.orm import emails, map_domain, messaging
 from mailer.adapters.unit_of_work import SqlAlchemyMailerUnitOfWork
 from mailer.bootstrap import MIGRATIONS
@@ -57,7 +58,8 @@ async def test_an_attempt_stays_counted_when_the_sending_transaction_fails(
     sessions = session_factory(engine)
     outgoing = services.invitation_email(invitation_requested(), sender="team@acme.test")
     try:
-        cut = CutAfterSending(sessions, messaging, producer="mailer")
+        locks = KeyedLocks()
+        cut = CutAfterSending(sessions, messaging, producer="mailer", email_locks=locks)
         first = CuttingSender(cut)
         with pytest.raises(ConnectionError):
             await services.deliver(cut, first, outgoing, FIRST, retry_for=RETRY_FOR)
@@ -74,7 +76,7 @@ async def test_an_attempt_stays_counted_when_the_sending_transaction_fails(
 
         # Redelivered after the cut: sent again (at least once), and recognisably the same mail.
         again = ScriptedSender()
-        uow = SqlAlchemyMailerUnitOfWork(sessions, messaging, producer="mailer")
+        uow = SqlAlchemyMailerUnitOfWork(sessions, messaging, producer="mailer", email_locks=locks)
         settled = await services.deliver(uow, again, outgoing, FIRST, retry_for=RETRY_FOR)
         assert settled is not None and settled.sent
         assert again.sent[0]["Message-ID"] == first.sent[0]["Message-ID"]

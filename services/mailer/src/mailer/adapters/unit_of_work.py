@@ -11,10 +11,11 @@ from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
 
 
 class SqlAlchemyMailerUnitOfWork(SqlAlchemyUnitOfWork, MailerUnitOfWork):
-    def __init__(self, *args: Any, email_locks: KeyedLocks | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, email_locks: KeyedLocks, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Shared by every unit of work of the process (bootstrap makes one).
-        self._email_locks = email_locks if email_locks is not None else KeyedLocks()
+        # Required, never made here: units of work with locks of their own would not exclude
+        # each other. Bootstrap makes one for the process.
+        self._email_locks = email_locks
         self._held = AsyncExitStack()
 
     async def __aenter__(self) -> Self:
