@@ -108,11 +108,21 @@ class EventProbe:
         await eventually(lambda: marker in self._markers)
 
     def events(self, routing_key: str | None = None) -> list[dict[str, Any]]:
-        return [
-            json.loads(m.body)
-            for m in self.messages
-            if routing_key is None or m.routing_key == routing_key
-        ]
+        """The events seen, each once: delivery is at least once (a publish whose confirm came
+        too late is sent again), so a second copy of an ``event_id`` is not a second event."""
+        seen: set[str] = set()
+        events = []
+        for message in self.messages:
+            if routing_key is not None and message.routing_key != routing_key:
+                continue
+            event = json.loads(message.body)
+            event_id = event.get("event_id") if isinstance(event, dict) else None
+            if event_id is not None:
+                if event_id in seen:
+                    continue
+                seen.add(event_id)
+            events.append(event)
+        return events
 
     async def stop(self) -> None:
         if self._connection is not None:
