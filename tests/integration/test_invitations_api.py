@@ -161,6 +161,24 @@ def _handled(namespace: Namespace, queue: str) -> float:
     return REGISTRY.get_sample_value("onboarding_messages_total", labels) or 0.0
 
 
+async def test_roles_on_invite_are_kept_listed_and_announced(
+    api: httpx.AsyncClient, probe: EventProbe
+) -> None:
+    answer = await invite(api, "ada@example.com", roles=["user", "admin"])
+    assert answer.status_code == 202, answer.text
+    [item] = (await api.get(API, headers=ADMIN)).json()["items"]
+    assert item["roles"] == ["admin", "user"]
+    [issued] = await eventually(lambda: probe.events("invitation.issued.v1"))
+    assert issued["data"]["roles"] == ["admin", "user"]
+
+    for roles, problem in (([], "at least 1 item"), (["owner"], "'admin' or 'user'")):
+        refused = await invite(api, "grace@example.com", roles=roles)
+        assert refused.status_code == 422
+        [error] = refused.json()["detail"]
+        assert error["loc"][:2] == ["body", "roles"] and problem in error["msg"]
+    assert len((await api.get(API, headers=ADMIN)).json()["items"]) == 1
+
+
 async def test_limits_refuse_the_whole_request_and_create_nothing(api: httpx.AsyncClient) -> None:
     too_many = await invite(api, [f"p{n}@example.com" for n in range(6)])
     assert too_many.status_code == 413

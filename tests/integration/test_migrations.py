@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import insert, inspect, text
+from sqlalchemy import insert, inspect, select, text
 
 import auth_listener.bootstrap
 import invitations.bootstrap
@@ -92,5 +92,48 @@ async def test_invitation_deferrals_migrate_up_and_down_keeping_every_invitation
         assert [tuple(row) for row in rows] == [("pending", "421 4.7.0 try again later")]
         assert not {"next_attempt_at", "deferred_at"} & columns
         await asyncio.to_thread(command.upgrade, config, "head")
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_invitations_made_before_roles_existed_give_the_user_role(
+    databases: DatabaseFactory, tmp_path: Path, backend: str
+) -> None:
+    """0003 adds the roles an invitation gives; the ones already out give what joining gave."""
+    url = (
+        await databases.create("invitations")
+        if backend == "postgresql"
+        else f"sqlite+aiosqlite:///{tmp_path / 'invitations.db'}"
+    )
+    config = Config()
+    config.set_main_option("script_location", str(invitations.bootstrap.MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    await asyncio.to_thread(command.upgrade, config, "0002")
+    now = datetime.now(UTC)
+    invitation_id = uuid.uuid4()
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            # Only the columns 0002 knows: no roles.
+            await connection.execute(
+                insert(orm.invitations).values(
+                    id=invitation_id,
+                    email="ada@example.com",
+                    email_key="ada@example.com",
+                    token_salt="00" * 32,
+                    token_hash="11" * 32,
+                    status="sent",
+                    created_at=now,
+                    expires_at=now + timedelta(days=7),
+                    ttl_hours=168,
+                    attempts=1,
+                    sends=1,
+                )
+            )
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with engine.connect() as connection:
+            roles = (await connection.execute(select(orm.invitations.c.roles))).scalar_one()
+        assert roles == ["user"]
     finally:
         await engine.dispose()

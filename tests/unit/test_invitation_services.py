@@ -11,10 +11,12 @@ import pytest
 
 from invitations.domain.model import (
     DailyQuota,
+    InvalidRoles,
     Invitation,
     InvitationError,
     InvitationStatus,
     Member,
+    RoleNotAllowed,
     TokenMinter,
 )
 from invitations.service_layer import services
@@ -207,6 +209,47 @@ async def test_the_inviter_name_and_message_travel_in_the_event() -> None:
     await invite(uow, "ada@example.com", inviter_id=admin, message="See you <there>!")
     [requested] = uow.events("InvitationRequested")
     assert (requested.data.inviter_name, requested.data.message) == ("The Boss", "See you <there>!")
+
+
+async def test_an_invitation_gives_the_user_role_unless_told_otherwise() -> None:
+    uow = FakeUnitOfWork()
+    [result] = await invite(uow, "ada@example.com")
+    assert result.invitation_id is not None
+    assert uow.invitations.rows[result.invitation_id].roles == ["user"]
+    [issued] = uow.events("InvitationIssued")
+    assert issued.data.roles == ["user"]
+
+
+async def test_an_admin_invites_with_roles_that_travel_to_whoever_joins() -> None:
+    uow = FakeUnitOfWork()
+    [result] = await invite(
+        uow, "ada@example.com", roles=(" User", "admin", "user"), inviter_is_admin=True
+    )
+    assert result.invitation_id is not None
+    await services.resend(uow, result.invitation_id, policy=POLICY, minter=MINTER, now=NOW)
+    # Normalised, each once, in the contract's order; the resend carries them again.
+    assert [e.data.roles for e in uow.events("InvitationIssued")] == [["admin", "user"]] * 2
+
+
+async def test_only_an_admin_may_invite_an_admin_and_nothing_is_created_otherwise() -> None:
+    uow = FakeUnitOfWork()
+    with pytest.raises(RoleNotAllowed, match="only an admin may invite an admin"):
+        await invite(uow, "ada@example.com", roles=("admin",), inviter_is_admin=False)
+    assert uow.invitations.rows == {} and uow.events("InvitationIssued") == []
+    [result] = await invite(uow, "ada@example.com", roles=("user",), inviter_is_admin=False)
+    assert result.outcome is InviteOutcome.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("roles", "problem"), [((), "at least one role"), (("owner",), "unknown role\\(s\\) owner")]
+)
+async def test_roles_an_invitation_cannot_carry_are_refused(
+    roles: tuple[str, ...], problem: str
+) -> None:
+    uow = FakeUnitOfWork()
+    with pytest.raises(InvalidRoles, match=problem):
+        await invite(uow, "ada@example.com", roles=roles, inviter_is_admin=True)
+    assert uow.invitations.rows == {}
 
 
 async def test_resend_keeps_the_link_while_unexpired_and_renews_it_after() -> None:

@@ -34,7 +34,7 @@ ASYNCAPI_VERSION = "3.0.0"
 # a routing key is retired, minor when an event, a routing key or an optional field is added,
 # patch when only descriptions change. 2.0.0 retired invitation.requested.v1 and
 # user.welcome_email_requested.v1.
-CONTRACT_VERSION = "2.1.0"
+CONTRACT_VERSION = "2.2.0"
 AMQP_BINDING_VERSION = "0.3.0"
 CONTENT_TYPE = "application/json"
 PERSISTENT = 2  # AMQP delivery mode

@@ -16,6 +16,15 @@ from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 from onboarding_shared.contract.envelope import ANY_SERVICE, EventData, EventSpec
 
 UserStatus = Literal["pending", "active", "deactivated"]
+# The roles an account can have. A new role is a minor version of the contract: consumers that
+# validate the enum must accept it before a producer sends it.
+Role = Literal["admin", "user"]
+ROLES: tuple[Role, ...] = ("admin", "user")
+
+
+def default_roles() -> list[Role]:
+    """An account's roles when nobody chose others."""
+    return ["user"]
 
 
 class EmailKind(StrEnum):
@@ -41,6 +50,13 @@ class InvitationIssued(EventData):
         max_length=128, description="SHA-256 of the token, hex; lets a join page verify the link."
     )
     inviter_name: str | None = Field(default=None, max_length=200)
+    roles: list[Role] = Field(
+        default_factory=default_roles,
+        min_length=1,
+        max_length=len(ROLES),
+        description="The roles of the account created by joining through this invitation, "
+        'whoever uses the link. Absent from events before contract 2.2.0: `["user"]`.',
+    )
 
 
 class InvitationRequested(EventData):

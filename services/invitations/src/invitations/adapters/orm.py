@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Enum, Index, Integer, String, Table, Text, Uuid
+from sqlalchemy import JSON, Column, Enum, Index, Integer, String, Table, Text, Uuid
 from sqlalchemy.orm import registry
 
 from invitations.domain.model import DailyQuota, Invitation, InvitationStatus, Member
@@ -47,6 +47,7 @@ invitations = Table(
     Column("accepted_at", UtcDateTime, nullable=True),
     Column("accepted_user_id", Uuid, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    Column("roles", JSON, nullable=False),
     Index("ix_invitations_created", "created_at"),
     Index("ix_invitations_email_key_status", "email_key", "status"),
     Index("ix_invitations_status_expires", "status", "expires_at"),

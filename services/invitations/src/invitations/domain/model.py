@@ -8,11 +8,16 @@ import hmac
 import secrets
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from onboarding_shared.contract import ROLES, Role, default_roles
+
 SALT_BYTES = 32
+ADMIN_ROLE = "admin"
+DEFAULT_ROLES = tuple(default_roles())
 
 
 def email_key(email: str) -> str:
@@ -46,6 +51,27 @@ FINAL_STATUSES = frozenset({InvitationStatus.ACCEPTED, InvitationStatus.REVOKED}
 
 class InvitationError(Exception):
     """An action the invitation's state does not allow; the message says why."""
+
+
+class InvalidRoles(ValueError):
+    """Roles an invitation cannot carry: unknown, or none."""
+
+
+class RoleNotAllowed(Exception):
+    """The inviter may not hand out one of the roles asked for."""
+
+
+def invitation_roles(requested: Iterable[str], *, inviter_is_admin: bool) -> list[Role]:
+    """The roles an invitation carries: known ones, each once, in the contract's order. Only an
+    admin may invite an admin: whoever uses the link gets them, so they are checked here."""
+    given = {role.strip().lower() for role in requested}
+    if unknown := sorted(given - set(ROLES)):
+        raise InvalidRoles(f"unknown role(s) {', '.join(unknown)}; known roles: {', '.join(ROLES)}")
+    if not given:
+        raise InvalidRoles("at least one role is needed")
+    if ADMIN_ROLE in given and not inviter_is_admin:
+        raise RoleNotAllowed("only an admin may invite an admin")
+    return [role for role in ROLES if role in given]
 
 
 class TokenMinter:
@@ -102,6 +128,8 @@ class Invitation:
     accepted_at: datetime | None = None
     accepted_user_id: uuid.UUID | None = None
     revoked_at: datetime | None = None
+    # What the account created by joining gets (invitation_roles() checked them).
+    roles: list[Role] = field(default_factory=default_roles)
 
     @classmethod
     def issue(
@@ -113,6 +141,7 @@ class Invitation:
         minter: TokenMinter,
         inviter: Inviter | None = None,
         message: str | None = None,
+        roles: Iterable[Role] = DEFAULT_ROLES,
     ) -> Invitation:
         salt = minter.new_salt()
         return cls(
@@ -128,6 +157,7 @@ class Invitation:
             inviter_id=inviter.user_id if inviter else None,
             inviter_name=inviter.name if inviter else None,
             message=message,
+            roles=list(roles),
         )
 
     def status_at(self, now: datetime) -> InvitationStatus:

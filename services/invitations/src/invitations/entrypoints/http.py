@@ -12,7 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from invitations.domain.model import Invitation, InvitationError, InvitationStatus
+from invitations.domain.model import (
+    InvalidRoles,
+    Invitation,
+    InvitationError,
+    InvitationStatus,
+    RoleNotAllowed,
+)
 from invitations.entrypoints.metrics import count_invite_results
 from invitations.service_layer import services
 from invitations.service_layer.services import (
@@ -26,6 +32,7 @@ from invitations.service_layer.services import (
 from invitations.service_layer.unit_of_work import InvitationQuery
 from invitations.wiring import InvitationsContext
 from onboarding_shared.auth import AdminPrincipal, require_admin
+from onboarding_shared.contract import Role, default_roles
 from onboarding_shared.list_queries import DeprecatedSearch, Limit, Offset, Search, search_term
 
 # Every route here is for admins: 401 without a valid token, 403 without the admin role.
@@ -62,6 +69,12 @@ class InviteRequest(BaseModel):
     )
     expires_in_hours: int | None = Field(
         default=None, description="Within the limits the service is configured with."
+    )
+    roles: list[Role] = Field(
+        default_factory=default_roles,
+        min_length=1,
+        description="What the accounts created by joining get, whoever uses the link. "
+        "Only an admin may invite an admin.",
     )
 
     @field_validator("message")
@@ -110,6 +123,7 @@ class InvitationOut(BaseModel):
     inviter_id: uuid.UUID | None
     inviter_name: str | None
     message: str | None
+    roles: list[str] = Field(description="What the account created by joining gets.")
     accepted_at: datetime | None
     accepted_user_id: uuid.UUID | None
     revoked_at: datetime | None
@@ -134,7 +148,11 @@ class InvitationList(BaseModel):
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={413: {"description": "Too many addresses"}, 429: {"description": "Daily limit"}},
+    responses={
+        403: {"description": "A role the inviter may not hand out"},
+        413: {"description": "Too many addresses"},
+        429: {"description": "Daily limit"},
+    },
 )
 async def create_invitations(
     body: InviteRequest, context: Context, admin: AdminPrincipal
@@ -145,6 +163,8 @@ async def create_invitations(
         inviter_id=admin.user_id,
         message=body.message,
         expires_in_hours=body.expires_in_hours,
+        roles=tuple(body.roles),
+        inviter_is_admin=admin.is_admin,
     )
     try:
         results = await services.invite(
@@ -156,8 +176,10 @@ async def create_invitations(
         )
     except TooManyAddresses as error:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(error)) from None
-    except InvalidExpiry as error:
+    except (InvalidExpiry, InvalidRoles) as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    except RoleNotAllowed as error:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from None
     except DailyLimitReached as error:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,

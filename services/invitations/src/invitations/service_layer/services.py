@@ -11,12 +11,14 @@ from enum import StrEnum
 
 from invitations.domain.addresses import AddressProblem, ParsedAddress, parse_addresses
 from invitations.domain.model import (
+    DEFAULT_ROLES,
     Invitation,
     InvitationStatus,
     Inviter,
     Member,
     TokenMinter,
     email_key,
+    invitation_roles,
 )
 from invitations.service_layer.unit_of_work import (
     InvitationPage,
@@ -32,6 +34,7 @@ from onboarding_shared.contract import (
     InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
+    Role,
     UserCreated,
     UserUpdated,
 )
@@ -75,6 +78,9 @@ class InviteCommand:
     inviter_id: uuid.UUID | None = None
     message: str | None = None
     expires_in_hours: int | None = None
+    # What the accounts created by joining get; only an admin may hand out "admin".
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    inviter_is_admin: bool = False
 
 
 class InviteRefused(Exception):
@@ -109,6 +115,7 @@ async def invite(
 ) -> list[InviteResult]:
     """One result per distinct address, in input order; invitations only for the ones queued."""
     ttl_hours = _ttl(command.expires_in_hours, policy)
+    roles = invitation_roles(command.roles, inviter_is_admin=command.inviter_is_admin)
     addresses = parse_addresses(command.emails)
     if len(addresses) > policy.max_addresses_per_request:
         raise TooManyAddresses(
@@ -136,6 +143,7 @@ async def invite(
                 minter=minter,
                 inviter=inviter,
                 message=command.message,
+                roles=roles,
             )
             if result.outcome is InviteOutcome.QUEUED
             else result
@@ -194,10 +202,17 @@ def _issue(
     minter: TokenMinter,
     inviter: Inviter | None,
     message: str | None,
+    roles: list[Role],
 ) -> InviteResult:
     assert result.email is not None
     invitation = Invitation.issue(
-        result.email, now=now, ttl_hours=ttl_hours, minter=minter, inviter=inviter, message=message
+        result.email,
+        now=now,
+        ttl_hours=ttl_hours,
+        minter=minter,
+        inviter=inviter,
+        message=message,
+        roles=roles,
     )
     uow.invitations.add(invitation)
     uow.emit(_issued(invitation))
@@ -213,6 +228,7 @@ def _issued(invitation: Invitation) -> InvitationIssued:
         expires_at=invitation.expires_at,
         token_hash=invitation.token_hash,
         inviter_name=invitation.inviter_name,
+        roles=list(invitation.roles),
     )
 
 
