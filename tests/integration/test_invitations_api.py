@@ -373,3 +373,93 @@ async def test_a_deferred_email_shows_the_invitation_retrying_until_it_is_sent(
         None,
         3,
     )
+
+
+async def test_an_accepted_invitation_is_announced_and_its_inviter_emailed_unless_they_opted_out(
+    api: httpx.AsyncClient,
+    mailer: MailerFactory,
+    smtp_server: SmtpServer,
+    probe: EventProbe,
+    amqp_url: str,
+    namespace: Namespace,
+) -> None:
+    boss_id = uuid.uuid4()
+    boss = bearer(mint_token(user_id=boss_id))
+    await publish_user_created(amqp_url, namespace, boss_id, "Boss@Acme.test", "The Boss")
+    await eventually(lambda: _members_handled(namespace) >= 1)
+
+    assert (await api.get(f"{API}/settings/me", headers=boss)).json() == {
+        "notify_on_acceptance": True
+    }
+    ada = await api.post(API, json={"emails": "ada@example.com"}, headers=boss)
+    eve = await api.post(
+        API, json={"emails": "eve@example.com", "notify_inviter": False}, headers=boss
+    )
+    ada_id, eve_id = (r.json()["results"][0]["invitation_id"] for r in (ada, eve))
+    assert (await api.get(f"{API}/{eve_id}", headers=boss)).json()["notify_inviter"] is False
+    # Only the inviter decides whether they are told.
+    changed = await api.patch(f"{API}/{ada_id}", json={"notify_inviter": False}, headers=ADMIN)
+    assert changed.status_code == 403
+
+    async with mailer():
+        for invitation_id, email, name in (
+            (ada_id, "ada@example.com", "Ada Lovelace"),
+            (eve_id, "eve@example.com", "Eve"),
+        ):
+            await publish_user_created(
+                amqp_url, namespace, uuid.uuid4(), email, name, invitation_id=invitation_id
+            )
+        [notice] = await eventually(
+            lambda: [m for m in smtp_server.messages if m["To"] == "Boss@Acme.test"]
+        )
+        accepted = await eventually(
+            lambda: (
+                len(probe.events("invitation.accepted.v1")) == 2
+                and probe.events("invitation.accepted.v1")
+            )
+        )
+        await probe.caught_up()
+
+    assert notice["Subject"] == "Ada Lovelace accepted your invitation to Acme"
+    assert {(e["data"]["invitation_id"], e["data"]["inviter_id"]) for e in accepted} == {
+        (ada_id, str(boss_id)),
+        (eve_id, str(boss_id)),
+    }
+    [request] = probe.events("invitation.acceptance_email_requested.v1")
+    assert request["data"]["invitation_id"] == ada_id  # eve's inviter opted out for hers
+    # The acceptance email's outcome is not announced: the email events' kinds are closed.
+    assert all(e["data"]["kind"] == "invitation" for e in probe.events("email.sent.v1"))
+
+    turned_off = await api.put(
+        f"{API}/settings/me", json={"notify_on_acceptance": False}, headers=boss
+    )
+    assert turned_off.json() == {"notify_on_acceptance": False}
+    assert (await api.get(f"{API}/settings/me", headers=boss)).json() == turned_off.json()
+    assert (await api.get(f"{API}/settings/me", headers=ADMIN)).json() == {
+        "notify_on_acceptance": True
+    }
+
+
+async def publish_user_created(
+    amqp_url: str,
+    namespace: Namespace,
+    user_id: uuid.UUID,
+    email: str,
+    name: str,
+    *,
+    invitation_id: str | None = None,
+) -> None:
+    created = new_event(
+        UserCreated(
+            user_id=user_id,
+            email=email,
+            username=email.split("@")[0].lower(),
+            name=name,
+            roles=["user"],
+            status="pending",
+            created_at=datetime.now(UTC),
+            invitation_id=uuid.UUID(invitation_id) if invitation_id else None,
+        ),
+        producer="users",
+    )
+    await publish_raw(amqp_url, namespace.exchange, "user.created.v1", created.to_json())

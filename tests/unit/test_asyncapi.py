@@ -100,6 +100,7 @@ def test_a_service_document_holds_only_its_own_events() -> None:
     document = service_document(mailer.EVENTS, exchange="acme.events")
     assert set(document["channels"]) == {
         "invitation.requested.v2",
+        "invitation.acceptance_email_requested.v1",
         "user.welcome_email_requested.v2",
         "email.sent.v1",
         "email.deferred.v1",

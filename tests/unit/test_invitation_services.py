@@ -15,6 +15,7 @@ from invitations.domain.model import (
     Invitation,
     InvitationError,
     InvitationStatus,
+    InviterSettings,
     Member,
     RoleNotAllowed,
     TokenMinter,
@@ -33,6 +34,7 @@ from invitations.service_layer.unit_of_work import (
     InvitationQuery,
     InvitationRepository,
     InvitationsUnitOfWork,
+    InviterSettingsRepository,
     MemberRepository,
     QuotaRepository,
 )
@@ -105,16 +107,29 @@ class FakeQuotas(QuotaRepository):
         return self.days.setdefault(day, DailyQuota(day=day))
 
 
+class FakeInviterSettings(InviterSettingsRepository):
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, InviterSettings] = {}
+
+    def add(self, settings: InviterSettings) -> None:
+        self.rows[settings.user_id] = settings
+
+    async def get(self, user_id: uuid.UUID) -> InviterSettings | None:
+        return self.rows.get(user_id)
+
+
 class FakeUnitOfWork(FakeMessagingUnitOfWork, InvitationsUnitOfWork):
     invitations: FakeInvitations
     members: FakeMembers
     quotas: FakeQuotas
+    inviter_settings: FakeInviterSettings
 
     def __init__(self) -> None:
         super().__init__()
         self.invitations = FakeInvitations()
         self.members = FakeMembers()
         self.quotas = FakeQuotas()
+        self.inviter_settings = FakeInviterSettings()
         self._saved_quota: dict[str, int] = {}
 
     async def commit(self) -> None:
@@ -318,8 +333,8 @@ async def test_a_new_account_accepts_its_invitation_and_closes_the_others_for_it
         ),
         producer="users",
     ).model_copy(update={"occurred_at": NOW})
-    await services.record_member(uow, created)
-    await services.record_member(uow, created)  # redelivered: no second effect
+    await services.record_member(uow, created, policy=POLICY)
+    await services.record_member(uow, created, policy=POLICY)  # redelivered: no second effect
 
     assert joined.invitation_id is not None
     accepted = uow.invitations.rows[joined.invitation_id]
@@ -327,6 +342,109 @@ async def test_a_new_account_accepts_its_invitation_and_closes_the_others_for_it
     assert other.status is InvitationStatus.REVOKED
     assert [e.data.invitation_id for e in uow.events("InvitationRevoked")] == [other.id]
     assert outcomes(await invite(uow, "ada@example.com")) == ["already_member"]
+
+
+BOSS = uuid.uuid4()
+
+
+def joined_through(
+    invitation_id: uuid.UUID | None, name: str = "Ada Lovelace"
+) -> Envelope[UserCreated]:
+    return new_event(
+        UserCreated(
+            user_id=uuid.uuid4(),
+            email="ada@example.com",
+            username="ada",
+            name=name,
+            roles=["user"],
+            status="pending",
+            created_at=NOW,
+            invitation_id=invitation_id,
+        ),
+        producer="users",
+    ).model_copy(update={"occurred_at": NOW})
+
+
+async def invited_by_the_boss(uow: FakeUnitOfWork, **fields: object) -> uuid.UUID:
+    uow.members.add(Member(BOSS, "boss@acme.test", "The Boss", "active", NOW, "Boss@Acme.test"))
+    [result] = await invite(uow, "ada@example.com", inviter_id=BOSS, **fields)
+    assert result.invitation_id is not None
+    return result.invitation_id
+
+
+async def test_an_acceptance_is_announced_and_told_to_the_inviter_once() -> None:
+    uow = FakeUnitOfWork()
+    invitation_id = await invited_by_the_boss(uow)
+    joined = joined_through(invitation_id)
+    await services.record_member(uow, joined, policy=POLICY)
+    await services.record_member(uow, joined, policy=POLICY)
+    [accepted] = uow.events("InvitationAccepted")
+    assert (accepted.data.invitation_id, accepted.data.user_id, accepted.data.inviter_id) == (
+        invitation_id,
+        joined.data.user_id,
+        BOSS,
+    )
+    [notice] = uow.events("AcceptanceEmailRequested")
+    assert (notice.data.recipient, notice.data.inviter_name) == ("Boss@Acme.test", "The Boss")
+    assert (notice.data.member_name, notice.data.member_email) == (
+        "Ada Lovelace",
+        "ada@example.com",
+    )
+    assert (notice.data.workspace_name, notice.data.console_url) == (
+        "Acme",
+        "https://chat.acme.test/",
+    )
+
+
+async def test_the_inviter_can_turn_the_notice_off_per_invitation() -> None:
+    uow = FakeUnitOfWork()
+    quiet = await invited_by_the_boss(uow, notify_inviter=False)
+    await services.record_member(uow, joined_through(quiet), policy=POLICY)
+    assert len(uow.events("InvitationAccepted")) == 1  # the public fact all the same
+    assert uow.events("AcceptanceEmailRequested") == []
+
+
+async def test_the_inviter_can_turn_every_notice_off_later_in_their_settings() -> None:
+    uow = FakeUnitOfWork()
+    invitation_id = await invited_by_the_boss(uow)
+    assert (await services.inviter_settings(uow, BOSS)).notify_on_acceptance  # the default
+    await services.change_inviter_settings(uow, BOSS, notify_on_acceptance=False)
+    assert not (await services.inviter_settings(uow, BOSS)).notify_on_acceptance
+    await services.record_member(uow, joined_through(invitation_id), policy=POLICY)
+    assert uow.events("AcceptanceEmailRequested") == []
+
+
+async def test_only_the_inviter_changes_whether_they_are_told() -> None:
+    uow = FakeUnitOfWork()
+    invitation_id = await invited_by_the_boss(uow)
+    with pytest.raises(services.NotYourInvitation):
+        await services.change_acceptance_notice(
+            uow, invitation_id, notify_inviter=False, actor_id=uuid.uuid4()
+        )
+    changed = await services.change_acceptance_notice(
+        uow, invitation_id, notify_inviter=False, actor_id=BOSS
+    )
+    assert changed.notify_inviter is False
+    await services.record_member(uow, joined_through(invitation_id), policy=POLICY)
+    assert uow.events("AcceptanceEmailRequested") == []
+
+
+async def test_no_notice_without_an_inviter() -> None:
+    uow = FakeUnitOfWork()
+    [anonymous] = await invite(uow, "ada@example.com")  # a system invited, not a person
+    assert anonymous.invitation_id is not None
+    await services.record_member(uow, joined_through(anonymous.invitation_id), policy=POLICY)
+    assert len(uow.events("InvitationAccepted")) == 1
+    assert uow.events("AcceptanceEmailRequested") == []
+
+
+async def test_no_notice_to_a_deactivated_inviter() -> None:
+    uow = FakeUnitOfWork()
+    invitation_id = await invited_by_the_boss(uow)
+    uow.members.rows[BOSS].status = "deactivated"
+    await services.record_member(uow, joined_through(invitation_id), policy=POLICY)
+    assert len(uow.events("InvitationAccepted")) == 1
+    assert uow.events("AcceptanceEmailRequested") == []
 
 
 def deferred(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -11,6 +11,7 @@ from mailer.domain.model import Email, PermanentSendError, TransientSendError
 from mailer.domain.rendering import InvitationEmail, build_message, render_invitation
 from mailer.service_layer import services
 from mailer.service_layer.unit_of_work import EmailRepository, MailerUnitOfWork
+from onboarding_shared.contract import AcceptanceEmailRequested, Envelope, new_event
 from onboarding_shared.messaging.consumer import Delivery, RetryLater
 from onboarding_shared.outages import DependencyUnavailable, is_outage
 from tests.support.factories import invitation_requested
@@ -204,3 +205,44 @@ def test_a_recipient_that_is_not_one_address_is_refused_before_any_smtp(recipien
     # The subscriber parks it at once ("cannot build the email"): no retry can fix it.
     with pytest.raises(ValueError, match="not one email address"):
         build_message(render_invitation(invitation()), sender="team@acme.test", recipient=recipient)
+
+
+def acceptance_requested(**overrides: object) -> Envelope[AcceptanceEmailRequested]:
+    values: dict[str, object] = {
+        "invitation_id": uuid.uuid4(),
+        "recipient": "Boss <boss@acme.test>",
+        "inviter_name": "The Boss",
+        "member_name": "Grace <Hopper>",
+        "member_email": "grace@example.com",
+        "workspace_name": "Acme",
+        "console_url": "https://chat.acme.test/",
+        "accepted_at": datetime(2030, 5, 17, 11, 30, tzinfo=timezone(timedelta(hours=2))),
+        **overrides,
+    }
+    return new_event(AcceptanceEmailRequested(**values), producer="invitations")
+
+
+def test_the_inviter_is_told_who_accepted_in_both_parts_escaped_in_html() -> None:
+    email = services.acceptance_email(acceptance_requested(), sender="team@acme.test")
+    assert email.message["Subject"] == "Grace <Hopper> accepted your invitation to Acme"
+    assert email.message["To"] == "Boss <boss@acme.test>"
+    text = str(email.message.get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
+    html = str(email.message.get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
+    assert "Grace <Hopper> (grace@example.com) joined Acme" in text
+    assert "May 17, 2030 at 09:30 UTC" in text  # told in UTC, whatever offset it came with
+    assert "Grace &lt;Hopper&gt;" in html and "<Hopper>" not in html
+    assert 'href="https://chat.acme.test/"' in html
+    with pytest.raises(ValueError, match="http"):
+        services.acceptance_email(
+            acceptance_requested(console_url="javascript:alert(1)"), sender="team@acme.test"
+        )
+
+
+async def test_an_acceptance_email_is_sent_once_and_its_outcome_not_announced() -> None:
+    uow, sender = FakeUnitOfWork(), ScriptedSender()
+    email = services.acceptance_email(acceptance_requested(), sender="team@acme.test")
+    settled = await deliver(uow, sender, email)
+    assert settled == services.Settled(kind="acceptance", sent=True)
+    assert await deliver(uow, sender, email) is None
+    assert len(sender.sent) == 1
+    assert uow.events("EmailSent") == []

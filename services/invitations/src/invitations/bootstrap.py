@@ -16,10 +16,12 @@ from invitations.service_layer.services import InvitePolicy
 from invitations.settings import InvitationsSettings
 from invitations.wiring import InvitationsContext
 from onboarding_shared.contract import (
+    AcceptanceEmailRequested,
     EmailDeferred,
     EmailFailed,
     EmailSent,
     EventRejected,
+    InvitationAccepted,
     InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
@@ -35,7 +37,14 @@ SERVICE = "invitations"
 MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
-    sends=(InvitationIssued, InvitationRequested, InvitationRevoked, EventRejected),
+    sends=(
+        InvitationIssued,
+        InvitationRequested,
+        InvitationRevoked,
+        InvitationAccepted,
+        AcceptanceEmailRequested,
+        EventRejected,
+    ),
     receives=(EmailSent, EmailDeferred, EmailFailed, UserCreated, UserUpdated, MailerStatus),
     description="Invitations: emails them through the mailer, follows their outcomes, "
     "and accepts them when the invited person's account is created.",

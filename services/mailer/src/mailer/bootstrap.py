@@ -17,6 +17,7 @@ from mailer.entrypoints.heartbeat import heartbeat
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
 from onboarding_shared.contract import (
+    AcceptanceEmailRequested,
     EmailDeferred,
     EmailFailed,
     EmailSent,
@@ -33,7 +34,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
     sends=(EmailSent, EmailDeferred, EmailFailed, MailerStatus, EventRejected),
-    receives=(InvitationRequested, WelcomeEmailRequested),
+    receives=(InvitationRequested, AcceptanceEmailRequested, WelcomeEmailRequested),
     description="The mailer: sends the emails asked for, reports each outcome, and tells "
     "every service by heartbeat whether it can send.",
 )

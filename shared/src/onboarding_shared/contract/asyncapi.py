@@ -259,7 +259,7 @@ def _operation(party: ServiceEvents, action: str, model: type[EventData]) -> dic
     spec = model.spec
     channel = f"#/channels/{spec.routing_key}"
     binding: dict[str, Any] = (
-        {"deliveryMode": PERSISTENT, "mandatory": True}
+        {"deliveryMode": PERSISTENT, "mandatory": spec.mandatory}
         if action == "send"
         else {"ack": True}  # from its own durable queue, acknowledged once handled
     )

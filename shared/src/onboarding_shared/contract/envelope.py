@@ -42,6 +42,9 @@ class EventSpec:
     # Mailer-only requests carry secrets (links): they go to the mail exchange, which only the
     # mailer's broker user may read, never to the events exchange every consumer can bind to.
     mail_only: bool = False
+    # Published mandatory (refused unless a queue takes it) when a service of ours consumes it;
+    # False for an event only outside systems may read: nobody listening is normal then.
+    mandatory: bool = True
 
     @property
     def routing_key(self) -> str:

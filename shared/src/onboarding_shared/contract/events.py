@@ -86,6 +86,46 @@ class InvitationRevoked(EventData):
     revoked_at: AwareDatetime
 
 
+class InvitationAccepted(EventData):
+    """Someone joined through an invitation: it is accepted and its link is spent."""
+
+    spec = EventSpec(
+        "InvitationAccepted", "invitation.accepted", 1, producer="invitations", mandatory=False
+    )
+
+    invitation_id: uuid.UUID
+    user_id: uuid.UUID = Field(description="The account created by joining.")
+    email: str = Email
+    inviter_id: uuid.UUID | None = Field(
+        default=None, description="Who sent the invitation, when it was a person."
+    )
+    accepted_at: AwareDatetime
+
+
+class AcceptanceEmailRequested(EventData):
+    """For the mailer: tell an inviter that their invitation was accepted ("Grace Hopper
+    accepted your invitation to Acme"). Asked for unless the inviter turned it off, for this
+    invitation or for all of theirs. It carries no link, so it travels on the events exchange.
+    The email's outcome is not announced: the email events' `kind` is a closed set that this
+    email is not part of."""
+
+    spec = EventSpec(
+        "AcceptanceEmailRequested",
+        "invitation.acceptance_email_requested",
+        1,
+        producer="invitations",
+    )
+
+    invitation_id: uuid.UUID
+    recipient: str = Field(max_length=320, description="The inviter's address.")
+    inviter_name: str | None = Field(default=None, max_length=200)
+    member_name: str = Field(max_length=200, description="The name the new member chose.")
+    member_email: str = Email
+    workspace_name: str = Field(max_length=200)
+    console_url: str = Field(max_length=2000, description="Where the inviter sees their members.")
+    accepted_at: AwareDatetime
+
+
 class EmailSent(EventData):
     """The mailer handed an email to the SMTP server."""
 
@@ -278,6 +318,8 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
+    InvitationAccepted,
+    AcceptanceEmailRequested,
     EmailSent,
     EmailDeferred,
     EmailFailed,

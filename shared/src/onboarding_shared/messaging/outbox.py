@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onboarding_shared.contract.envelope import Envelope
+from onboarding_shared.contract.events import spec_for_routing_key
 from onboarding_shared.db import UtcDateTime, utcnow
 from onboarding_shared.messaging.publisher import OutgoingMessage, Publisher
 from onboarding_shared.observability import log_context
@@ -334,6 +335,7 @@ class OutboxRelay:
 
 
 def _message(row: Any) -> OutgoingMessage:
+    spec = spec_for_routing_key(row.routing_key)
     return OutgoingMessage(
         body=row.body,
         routing_key=row.routing_key,
@@ -341,6 +343,7 @@ def _message(row: Any) -> OutgoingMessage:
         correlation_id=row.correlation_id,
         message_type=row.event_type,
         headers=dict(row.headers or {}),
+        mandatory=spec.mandatory if spec is not None else True,
     )
 
 

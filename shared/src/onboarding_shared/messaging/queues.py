@@ -28,6 +28,7 @@ from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 
 from onboarding_shared.contract import (
+    AcceptanceEmailRequested,
     EmailDeferred,
     EmailFailed,
     EmailSent,
@@ -75,7 +76,9 @@ INVITATIONS_MEMBERS = QueueDefinition(
     "invitations", "invitations.members", (UserCreated, UserUpdated)
 )
 # Bound to the mail exchange, which only the mailer's broker user may read.
-MAILER_INVITATIONS = QueueDefinition("mailer", "mailer.invitations", (InvitationRequested,))
+MAILER_INVITATIONS = QueueDefinition(
+    "mailer", "mailer.invitations", (InvitationRequested, AcceptanceEmailRequested)
+)
 MAILER_WELCOME_EMAILS = QueueDefinition("mailer", "mailer.welcome-emails", (WelcomeEmailRequested,))
 AUTH_LISTENER_ACCOUNTS = QueueDefinition(
     "auth-listener", "auth-listener.accounts", (UserCreated, UserUpdated)

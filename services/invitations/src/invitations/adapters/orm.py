@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Enum, Index, Integer, String, Table, Text, Uuid
+from sqlalchemy import JSON, Boolean, Column, Enum, Index, Integer, String, Table, Text, Uuid
 from sqlalchemy.orm import registry
 
-from invitations.domain.model import DailyQuota, Invitation, InvitationStatus, Member
+from invitations.domain.model import (
+    DailyQuota,
+    Invitation,
+    InvitationStatus,
+    InviterSettings,
+    Member,
+)
 from onboarding_shared.db import UtcDateTime, map_once, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
@@ -48,6 +54,7 @@ invitations = Table(
     Column("accepted_user_id", Uuid, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("roles", JSON, nullable=False),
+    Column("notify_inviter", Boolean, nullable=False),
     Index("ix_invitations_created", "created_at"),
     Index("ix_invitations_email_key_status", "email_key", "status"),
     Index("ix_invitations_status_expires", "status", "expires_at"),
@@ -61,6 +68,14 @@ members = Table(
     Column("name", String(200), nullable=False),
     Column("status", String(20), nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("email", String(320), nullable=True),
+)
+
+inviter_settings = Table(
+    "inviter_settings",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("notify_on_acceptance", Boolean, nullable=False),
 )
 
 daily_quotas = Table(
@@ -77,5 +92,9 @@ messaging = MessagingTables(
 
 def map_domain() -> None:
     map_once(
-        mapper_registry, (Invitation, invitations), (Member, members), (DailyQuota, daily_quotas)
+        mapper_registry,
+        (Invitation, invitations),
+        (Member, members),
+        (DailyQuota, daily_quotas),
+        (InviterSettings, inviter_settings),
     )

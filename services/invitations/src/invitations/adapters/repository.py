@@ -16,6 +16,7 @@ from invitations.domain.model import (
     DailyQuota,
     Invitation,
     InvitationStatus,
+    InviterSettings,
     Member,
     email_key,
 )
@@ -23,6 +24,7 @@ from invitations.service_layer.unit_of_work import (
     InvitationPage,
     InvitationQuery,
     InvitationRepository,
+    InviterSettingsRepository,
     MemberRepository,
     QuotaRepository,
 )
@@ -115,6 +117,17 @@ class SqlAlchemyMemberRepository(MemberRepository):
             return {}
         rows = await self._session.scalars(select(Member).where(members.c.email_key.in_(keys)))
         return {member.email_key: member for member in rows}
+
+
+class SqlAlchemyInviterSettingsRepository(InviterSettingsRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, settings: InviterSettings) -> None:
+        self._session.add(settings)
+
+    async def get(self, user_id: uuid.UUID) -> InviterSettings | None:
+        return await self._session.get(InviterSettings, user_id)
 
 
 class SqlAlchemyQuotaRepository(QuotaRepository):

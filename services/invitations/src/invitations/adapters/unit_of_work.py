@@ -4,6 +4,7 @@ from typing import Self
 
 from invitations.adapters.repository import (
     SqlAlchemyInvitationRepository,
+    SqlAlchemyInviterSettingsRepository,
     SqlAlchemyMemberRepository,
     SqlAlchemyQuotaRepository,
 )
@@ -17,4 +18,5 @@ class SqlAlchemyInvitationsUnitOfWork(SqlAlchemyUnitOfWork, InvitationsUnitOfWor
         self.invitations = SqlAlchemyInvitationRepository(self.session)
         self.members = SqlAlchemyMemberRepository(self.session)
         self.quotas = SqlAlchemyQuotaRepository(self.session)
+        self.inviter_settings = SqlAlchemyInviterSettingsRepository(self.session)
         return self

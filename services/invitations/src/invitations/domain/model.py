@@ -130,6 +130,8 @@ class Invitation:
     revoked_at: datetime | None = None
     # What the account created by joining gets (invitation_roles() checked them).
     roles: list[Role] = field(default_factory=default_roles)
+    # Email the inviter when it is accepted (their own setting can turn all of those off).
+    notify_inviter: bool = True
 
     @classmethod
     def issue(
@@ -142,6 +144,7 @@ class Invitation:
         inviter: Inviter | None = None,
         message: str | None = None,
         roles: Iterable[Role] = DEFAULT_ROLES,
+        notify_inviter: bool = True,
     ) -> Invitation:
         salt = minter.new_salt()
         return cls(
@@ -158,6 +161,7 @@ class Invitation:
             inviter_name=inviter.name if inviter else None,
             message=message,
             roles=list(roles),
+            notify_inviter=notify_inviter,
         )
 
     def status_at(self, now: datetime) -> InvitationStatus:
@@ -193,12 +197,25 @@ class Invitation:
         self.next_attempt_at = None  # whatever the mailer still does, nobody waits for it
         return True
 
-    def accept(self, *, user_id: uuid.UUID, at: datetime) -> None:
+    def accept(self, *, user_id: uuid.UUID, at: datetime) -> bool:
+        """The account made with its link exists. False when it was accepted already."""
+        if self.status is InvitationStatus.ACCEPTED:
+            return False
         self.status = InvitationStatus.ACCEPTED
         self.accepted_at = at
         self.accepted_user_id = user_id
         self.last_error = None
         self.next_attempt_at = None
+        return True
+
+    def should_notify(self, inviter: InviterSettings | None) -> bool:
+        """Whether its inviter hears of its acceptance: unless turned off for this invitation
+        or in the inviter's own settings."""
+        return (
+            self.notify_inviter
+            and self.inviter_id is not None
+            and (inviter is None or inviter.notify_on_acceptance)
+        )
 
     def record_sent(self, *, at: datetime, attempts: int) -> None:
         if self.status in FINAL_STATUSES:
@@ -244,11 +261,30 @@ class Member:
     name: str
     status: str
     updated_at: datetime
+    # The address as written; None for members learnt before it was kept (email_key serves).
+    email: str | None = None
 
     def apply(self, *, email: str, name: str, status: str, at: datetime) -> None:
         if at < self.updated_at:
             return  # an older snapshot arriving late
-        self.email_key, self.name, self.status, self.updated_at = email_key(email), name, status, at
+        self.email, self.email_key = email, email_key(email)
+        self.name, self.status, self.updated_at = name, status, at
+
+    @property
+    def address(self) -> str:
+        return self.email or self.email_key
+
+    @property
+    def reachable(self) -> bool:
+        return self.status != "deactivated"
+
+
+@dataclass(eq=False)
+class InviterSettings:
+    """An inviter's own choices about their invitations."""
+
+    user_id: uuid.UUID
+    notify_on_acceptance: bool = True
 
 
 @dataclass(eq=False)

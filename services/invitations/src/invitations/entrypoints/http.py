@@ -27,6 +27,7 @@ from invitations.service_layer.services import (
     InviteCommand,
     InviteOutcome,
     NotFound,
+    NotYourInvitation,
     TooManyAddresses,
 )
 from invitations.service_layer.unit_of_work import InvitationQuery
@@ -76,6 +77,11 @@ class InviteRequest(BaseModel):
         description="What the accounts created by joining get, whoever uses the link. "
         "Only an admin may invite an admin.",
     )
+    notify_inviter: bool = Field(
+        default=True,
+        description="Email me when someone joins through it (my own setting can turn all of "
+        "those emails off: `PUT /api/v1/invitations/settings/me`).",
+    )
 
     @field_validator("message")
     @classmethod
@@ -124,6 +130,7 @@ class InvitationOut(BaseModel):
     inviter_name: str | None
     message: str | None
     roles: list[str] = Field(description="What the account created by joining gets.")
+    notify_inviter: bool = Field(description="Whether the inviter is emailed when it is accepted.")
     accepted_at: datetime | None
     accepted_user_id: uuid.UUID | None
     revoked_at: datetime | None
@@ -165,6 +172,7 @@ async def create_invitations(
         expires_in_hours=body.expires_in_hours,
         roles=tuple(body.roles),
         inviter_is_admin=admin.is_admin,
+        notify_inviter=body.notify_inviter,
     )
     try:
         results = await services.invite(
@@ -227,6 +235,59 @@ async def mail_status(context: Context) -> SmtpAware:
     return SmtpAware(smtp_configured=report.smtp_configured, warning=report.warning)
 
 
+class InviterSettingsOut(BaseModel):
+    notify_on_acceptance: bool = Field(
+        description="Email me when someone joins through one of my invitations."
+    )
+
+
+class InviterSettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notify_on_acceptance: bool
+
+
+@router.get("/settings/me")
+async def my_settings(context: Context, admin: AdminPrincipal) -> InviterSettingsOut:
+    """The calling inviter's own settings (the defaults until they change them)."""
+    settings = await services.inviter_settings(context.uow(), admin.user_id)
+    return InviterSettingsOut(notify_on_acceptance=settings.notify_on_acceptance)
+
+
+@router.put("/settings/me")
+async def change_my_settings(
+    body: InviterSettingsIn, context: Context, admin: AdminPrincipal
+) -> InviterSettingsOut:
+    settings = await services.change_inviter_settings(
+        context.uow(), admin.user_id, notify_on_acceptance=body.notify_on_acceptance
+    )
+    return InviterSettingsOut(notify_on_acceptance=settings.notify_on_acceptance)
+
+
+class InvitationChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notify_inviter: bool = Field(description="Email me when someone joins through it.")
+
+
+@router.patch(
+    "/{invitation_id}",
+    responses={
+        403: {"description": "Not your invitation"},
+        404: {"description": "No such invitation"},
+    },
+)
+async def change_invitation(
+    invitation_id: uuid.UUID, body: InvitationChanges, context: Context, admin: AdminPrincipal
+) -> InvitationOut:
+    """Only its inviter may change whether they are told of its acceptance."""
+    with _translated_errors():
+        invitation = await services.change_acceptance_notice(
+            context.uow(), invitation_id, notify_inviter=body.notify_inviter, actor_id=admin.user_id
+        )
+    return InvitationOut.of(invitation, datetime.now(UTC))
+
+
 @router.get("/{invitation_id}", responses={404: {"description": "No such invitation"}})
 async def get_invitation(invitation_id: uuid.UUID, context: Context) -> InvitationOut:
     with _translated_errors():
@@ -282,5 +343,7 @@ def _translated_errors() -> Iterator[None]:
         yield
     except NotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    except NotYourInvitation as error:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from None
     except InvitationError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None

@@ -51,7 +51,7 @@ def _members(context: InvitationsContext) -> ReliableConsumer:
     async def on_user(
         event: Envelope[UserCreated] | Envelope[UserUpdated], _delivery: Delivery
     ) -> None:
-        await services.record_member(context.uow(), event)
+        await services.record_member(context.uow(), event, policy=context.invite_policy)
 
     router = EventRouter()
     router.register(UserCreated, on_user)

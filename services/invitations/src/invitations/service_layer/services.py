@@ -15,6 +15,7 @@ from invitations.domain.model import (
     Invitation,
     InvitationStatus,
     Inviter,
+    InviterSettings,
     Member,
     TokenMinter,
     email_key,
@@ -26,11 +27,13 @@ from invitations.service_layer.unit_of_work import (
     InvitationsUnitOfWork,
 )
 from onboarding_shared.contract import (
+    AcceptanceEmailRequested,
     EmailDeferred,
     EmailFailed,
     EmailKind,
     EmailSent,
     Envelope,
+    InvitationAccepted,
     InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
@@ -81,6 +84,7 @@ class InviteCommand:
     # What the accounts created by joining get; only an admin may hand out "admin".
     roles: tuple[str, ...] = DEFAULT_ROLES
     inviter_is_admin: bool = False
+    notify_inviter: bool = True  # email the inviter when it is accepted
 
 
 class InviteRefused(Exception):
@@ -144,6 +148,7 @@ async def invite(
                 inviter=inviter,
                 message=command.message,
                 roles=roles,
+                notify_inviter=command.notify_inviter,
             )
             if result.outcome is InviteOutcome.QUEUED
             else result
@@ -203,6 +208,7 @@ def _issue(
     inviter: Inviter | None,
     message: str | None,
     roles: list[Role],
+    notify_inviter: bool,
 ) -> InviteResult:
     assert result.email is not None
     invitation = Invitation.issue(
@@ -213,6 +219,7 @@ def _issue(
         inviter=inviter,
         message=message,
         roles=roles,
+        notify_inviter=notify_inviter,
     )
     uow.invitations.add(invitation)
     uow.emit(_issued(invitation))
@@ -384,17 +391,20 @@ async def _record_email_outcome(
 
 
 async def record_member(
-    uow: InvitationsUnitOfWork, event: Envelope[UserCreated] | Envelope[UserUpdated]
+    uow: InvitationsUnitOfWork,
+    event: Envelope[UserCreated] | Envelope[UserUpdated],
+    *,
+    policy: InvitePolicy,
 ) -> None:
-    """Keep our copy of the account; a new account accepts its invitation and closes the
-    other open invitations to the same address."""
+    """Keep our copy of the account; a new account accepts its invitation (announced, and
+    told to its inviter) and closes the other open invitations to the same address."""
     data = event.data
     async with uow:
         if not await uow.claim(MEMBERS_CONSUMER, event.event_id):
             return
         await _upsert_member(uow, data, at=event.occurred_at)
         if isinstance(data, UserCreated):
-            await _close_invitations_of(uow, data, now=event.occurred_at)
+            await _close_invitations_of(uow, data, now=event.occurred_at, policy=policy)
         await uow.commit()
 
 
@@ -410,6 +420,7 @@ async def _upsert_member(
                 name=data.name,
                 status=data.status,
                 updated_at=at,
+                email=data.email,
             )
         )
     else:
@@ -417,15 +428,86 @@ async def _upsert_member(
 
 
 async def _close_invitations_of(
-    uow: InvitationsUnitOfWork, data: UserCreated, *, now: datetime
+    uow: InvitationsUnitOfWork, data: UserCreated, *, now: datetime, policy: InvitePolicy
 ) -> None:
-    if data.invitation_id is not None and (
-        accepted := await uow.invitations.get(data.invitation_id)
-    ):
-        accepted.accept(user_id=data.user_id, at=now)
+    accepted = await uow.invitations.get(data.invitation_id) if data.invitation_id else None
+    if accepted is not None and accepted.accept(user_id=data.user_id, at=now):
+        await _announce_acceptance(uow, accepted, data, policy)
     for invitation in await uow.invitations.open_for([email_key(data.email)], now):
         if invitation.id != data.invitation_id and invitation.revoke(now=now):
             uow.emit(_revoked(invitation, now))
+
+
+async def _announce_acceptance(
+    uow: InvitationsUnitOfWork, invitation: Invitation, member: UserCreated, policy: InvitePolicy
+) -> None:
+    """The public fact, and an email to the inviter unless they turned it off."""
+    assert invitation.accepted_at is not None
+    uow.emit(
+        InvitationAccepted(
+            invitation_id=invitation.id,
+            user_id=member.user_id,
+            email=invitation.email,
+            inviter_id=invitation.inviter_id,
+            accepted_at=invitation.accepted_at,
+        )
+    )
+    if invitation.inviter_id is None:
+        return
+    settings = await uow.inviter_settings.get(invitation.inviter_id)
+    inviter = await uow.members.get(invitation.inviter_id)
+    if not invitation.should_notify(settings) or inviter is None or not inviter.reachable:
+        return
+    uow.emit(
+        AcceptanceEmailRequested(
+            invitation_id=invitation.id,
+            recipient=inviter.address,
+            inviter_name=inviter.name,
+            member_name=member.name,
+            member_email=member.email,
+            workspace_name=policy.workspace_name,
+            console_url=f"{policy.public_url}/",
+            accepted_at=invitation.accepted_at,
+        )
+    )
+
+
+async def inviter_settings(uow: InvitationsUnitOfWork, user_id: uuid.UUID) -> InviterSettings:
+    async with uow:
+        return await uow.inviter_settings.get(user_id) or InviterSettings(user_id)
+
+
+async def change_inviter_settings(
+    uow: InvitationsUnitOfWork, user_id: uuid.UUID, *, notify_on_acceptance: bool
+) -> InviterSettings:
+    async with uow:
+        settings = await uow.inviter_settings.get(user_id)
+        if settings is None:
+            settings = InviterSettings(user_id)
+            uow.inviter_settings.add(settings)
+        settings.notify_on_acceptance = notify_on_acceptance
+        await uow.commit()
+    return settings
+
+
+class NotYourInvitation(Exception):
+    """Only the inviter decides whether they hear of their invitation's acceptance."""
+
+
+async def change_acceptance_notice(
+    uow: InvitationsUnitOfWork,
+    invitation_id: uuid.UUID,
+    *,
+    notify_inviter: bool,
+    actor_id: uuid.UUID,
+) -> Invitation:
+    async with uow:
+        invitation = await _existing(uow, invitation_id)
+        if invitation.inviter_id != actor_id:
+            raise NotYourInvitation("only the inviter can change whether they are told")
+        invitation.notify_inviter = notify_inviter
+        await uow.commit()
+    return invitation
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from invitations.domain.model import DailyQuota, Invitation, InvitationStatus, Member
+from invitations.domain.model import (
+    DailyQuota,
+    Invitation,
+    InvitationStatus,
+    InviterSettings,
+    Member,
+)
 from onboarding_shared.unit_of_work import AbstractUnitOfWork
 
 
@@ -59,6 +65,15 @@ class MemberRepository(abc.ABC):
     async def by_email(self, email_keys: Iterable[str]) -> dict[str, Member]: ...
 
 
+class InviterSettingsRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, settings: InviterSettings) -> None: ...
+
+    @abc.abstractmethod
+    async def get(self, user_id: uuid.UUID) -> InviterSettings | None:
+        """None for an inviter who never changed their settings (the defaults apply)."""
+
+
 class QuotaRepository(abc.ABC):
     @abc.abstractmethod
     async def lock_day(self, day: str) -> DailyQuota:
@@ -70,3 +85,4 @@ class InvitationsUnitOfWork(AbstractUnitOfWork):
     invitations: InvitationRepository
     members: MemberRepository
     quotas: QuotaRepository
+    inviter_settings: InviterSettingsRepository

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
@@ -90,6 +90,38 @@ def render_welcome(email: WelcomeEmail) -> RenderedEmail:
         subject=f"Welcome to {values['workspace_name']}",
         text=_templates.get_template("welcome.txt").render(values),
         html=_templates.get_template("welcome.html").render(values),
+    )
+
+
+@dataclass(frozen=True)
+class AcceptanceEmail:
+    """To an inviter: someone joined through their invitation."""
+
+    recipient: str
+    member_name: str
+    member_email: str
+    workspace_name: str
+    console_url: str
+    accepted_at: datetime
+    inviter_name: str | None = None
+
+
+def render_acceptance(email: AcceptanceEmail) -> RenderedEmail:
+    """Raise ValueError for a link that is not a web link (it would become a button)."""
+    if not email.console_url.startswith(("https://", "http://")):
+        raise ValueError("console_url must be an http(s) URL")
+    values = {
+        "member_name": one_line(email.member_name),
+        "member_email": one_line(email.member_email),
+        "workspace_name": one_line(email.workspace_name),
+        "inviter_name": one_line(email.inviter_name) if email.inviter_name else None,
+        "console_url": email.console_url,
+        "accepted_at": email.accepted_at.astimezone(UTC).strftime("%B %d, %Y at %H:%M UTC"),
+    }
+    return RenderedEmail(
+        subject=f"{values['member_name']} accepted your invitation to {values['workspace_name']}",
+        text=_templates.get_template("acceptance.txt").render(values),
+        html=_templates.get_template("acceptance.html").render(values),
     )
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from mailer.service_layer.services import INVITATION_KIND, WELCOME_KIND, Settled
+from mailer.service_layer.services import ACCEPTANCE_KIND, INVITATION_KIND, WELCOME_KIND, Settled
 
 EMAILS = Counter(
     "onboarding_emails_total",
-    "Emails settled, by kind (invitation, welcome), outcome (sent, failed) and reason (empty "
-    "when sent; permanent or transient when failed).",
+    "Emails settled, by kind (invitation, welcome, acceptance), outcome (sent, failed) and "
+    "reason (empty when sent; permanent or transient when failed).",
     ["kind", "outcome", "reason"],
 )
 
@@ -27,7 +27,7 @@ SENT = ("sent", "")
 PERMANENT_FAILURE = ("failed", "permanent")
 TRANSIENT_FAILURE = ("failed", "transient")  # still deferred when its deadline passed
 
-for _kind in (INVITATION_KIND, WELCOME_KIND):
+for _kind in (INVITATION_KIND, WELCOME_KIND, ACCEPTANCE_KIND):
     for _outcome, _reason in (SENT, PERMANENT_FAILURE, TRANSIENT_FAILURE):
         EMAILS.labels(kind=_kind, outcome=_outcome, reason=_reason)
     for _reason in (UNAVAILABLE, DEFERRED):

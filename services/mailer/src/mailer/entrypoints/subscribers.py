@@ -7,7 +7,12 @@ from mailer.service_layer import services
 from mailer.service_layer.ports import MailSender
 from mailer.settings import MailerSettings
 from mailer.wiring import MailerContext
-from onboarding_shared.contract import Envelope, InvitationRequested, WelcomeEmailRequested
+from onboarding_shared.contract import (
+    AcceptanceEmailRequested,
+    Envelope,
+    InvitationRequested,
+    WelcomeEmailRequested,
+)
 from onboarding_shared.messaging.consumer import (
     Delivery,
     EventRouter,
@@ -49,8 +54,19 @@ def consumers(context: MailerContext, sender: MailSender) -> list[ReliableConsum
             raise PermanentFailure(f"cannot build the email: {error}") from None
         await deliver_and_count(context, sender, outgoing, delivery)
 
+    async def on_acceptance_email_requested(
+        event: Envelope[AcceptanceEmailRequested], delivery: Delivery
+    ) -> None:
+        try:
+            outgoing = services.acceptance_email(event, sender=settings.smtp_from)
+        except ValueError as error:
+            raise PermanentFailure(f"cannot build the email: {error}") from None
+        await deliver_and_count(context, sender, outgoing, delivery)
+
     router = EventRouter()
     router.register(InvitationRequested, on_invitation_requested)
+    # The same producer's queue: both come from the invitations service.
+    router.register(AcceptanceEmailRequested, on_acceptance_email_requested)
     return [
         ReliableConsumer(
             invitations_queue, router, publish_timeout=settings.publish_timeout_seconds

@@ -6,18 +6,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from mailer.domain.model import Email, EmailStatus, SendError, TransientSendError
 from mailer.domain.rendering import (
+    AcceptanceEmail,
     InvitationEmail,
     WelcomeEmail,
     build_message,
+    render_acceptance,
     render_invitation,
     render_welcome,
 )
 from mailer.service_layer.ports import MailSender
 from mailer.service_layer.unit_of_work import MailerUnitOfWork
 from onboarding_shared.contract import (
+    AcceptanceEmailRequested,
     EmailDeferred,
     EmailFailed,
     EmailKind,
@@ -31,6 +35,10 @@ from onboarding_shared.outages import DependencyUnavailable
 
 INVITATION_KIND = EmailKind.INVITATION
 WELCOME_KIND = EmailKind.WELCOME
+# Not an EmailKind: the email events' `kind` is a closed set (a new value would be a new major
+# version of each), so the outcomes of these emails are counted and logged, not announced.
+ACCEPTANCE_KIND = "acceptance"
+ANNOUNCED_KINDS = frozenset(kind.value for kind in EmailKind)
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,29 @@ def welcome_email(event: Envelope[WelcomeEmailRequested], *, sender: str) -> Out
     )
 
 
+def acceptance_email(event: Envelope[AcceptanceEmailRequested], *, sender: str) -> OutgoingEmail:
+    data = event.data
+    rendered = render_acceptance(
+        AcceptanceEmail(
+            recipient=data.recipient,
+            member_name=data.member_name,
+            member_email=data.member_email,
+            workspace_name=data.workspace_name,
+            console_url=data.console_url,
+            accepted_at=data.accepted_at,
+            inviter_name=data.inviter_name,
+        )
+    )
+    return OutgoingEmail(
+        source_event_id=event.event_id,
+        kind=ACCEPTANCE_KIND,
+        reference_id=data.invitation_id,
+        message=build_message(
+            rendered, sender=sender, recipient=data.recipient, message_id=event.event_id
+        ),
+    )
+
+
 async def deliver(
     uow: MailerUnitOfWork,
     sender: MailSender,
@@ -148,16 +179,7 @@ async def deliver(
             await _fail(uow, email, error, _failure_reason(error, deliver_by, outgoing))
             return Settled(kind=email.kind, sent=False, permanent=error.permanent)
         email.mark_sent(datetime.now(UTC))
-        uow.emit(
-            EmailSent(
-                email_id=email.id,
-                kind=email.kind,
-                reference_id=email.reference_id,
-                recipient=email.recipient,
-                attempts=email.attempts,
-                sent_at=email.sent_at or datetime.now(UTC),
-            )
-        )
+        _announce(uow, email, EmailSent, sent_at=email.sent_at or datetime.now(UTC))
         await uow.commit()
         return Settled(kind=email.kind, sent=True)
 
@@ -179,18 +201,14 @@ async def _defer(
     else:
         retry_in = delivery.next_hold_delay if delivery.hold_delays else 0.0
     if email.defer(reason):
-        uow.emit(
-            EmailDeferred(
-                email_id=email.id,
-                kind=email.kind,
-                reference_id=email.reference_id,
-                recipient=email.recipient,
-                attempts=email.attempts,
-                reason=reason,
-                next_attempt_at=min(now + timedelta(seconds=retry_in), deliver_by),
-                deliver_by=deliver_by,
-                deferred_at=now,
-            )
+        _announce(
+            uow,
+            email,
+            EmailDeferred,
+            reason=reason,
+            next_attempt_at=min(now + timedelta(seconds=retry_in), deliver_by),
+            deliver_by=deliver_by,
+            deferred_at=now,
         )
     await uow.commit()
     if error.server_unavailable:
@@ -200,19 +218,31 @@ async def _defer(
 
 async def _fail(uow: MailerUnitOfWork, email: Email, error: SendError, reason: str) -> None:
     email.mark_failed(reason)
+    now = datetime.now(UTC)
+    _announce(uow, email, EmailFailed, reason=reason, permanent=error.permanent, failed_at=now)
+    await uow.commit()
+
+
+def _announce(
+    uow: MailerUnitOfWork,
+    email: Email,
+    outcome: type[EmailSent] | type[EmailDeferred] | type[EmailFailed],
+    **details: Any,
+) -> None:
+    """Emit an email's outcome, with what every outcome says of its email; none for a kind
+    the email events do not know (ANNOUNCED_KINDS)."""
+    if email.kind not in ANNOUNCED_KINDS:
+        return
     uow.emit(
-        EmailFailed(
+        outcome(
             email_id=email.id,
-            kind=email.kind,
+            kind=EmailKind(email.kind),
             reference_id=email.reference_id,
             recipient=email.recipient,
             attempts=email.attempts,
-            reason=reason,
-            permanent=error.permanent,
-            failed_at=datetime.now(UTC),
+            **details,
         )
     )
-    await uow.commit()
 
 
 def _reason(error: SendError) -> str:
