@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from invitations.domain.model import (
     InvitationStatus,
     InviterSettings,
     Member,
+    ReminderRule,
     RoleNotAllowed,
     TokenMinter,
 )
@@ -76,6 +78,13 @@ class FakeInvitations(InvitationRepository):
     async def open_for(self, email_keys: Iterable[str], now: datetime) -> list[Invitation]:
         keys = set(email_keys)
         return [i for i in self.rows.values() if i.email_key in keys and i.is_open_at(now)]
+
+    async def due_reminders(self, now: datetime, limit: int) -> list[Invitation]:
+        due = sorted(
+            (i for i in self.rows.values() if i.reminder_due(now)),
+            key=lambda i: i.remind_at or now,
+        )
+        return due[:limit]
 
     async def list(self, query: InvitationQuery, now: datetime) -> InvitationPage:
         items = [i for i in self.rows.values() if query.status in (None, i.status_at(now))]
@@ -445,6 +454,75 @@ async def test_no_notice_to_a_deactivated_inviter() -> None:
     await services.record_member(uow, joined_through(invitation_id), policy=POLICY)
     assert len(uow.events("InvitationAccepted")) == 1
     assert uow.events("AcceptanceEmailRequested") == []
+
+
+async def sent_invitation(uow: FakeUnitOfWork, hours: int = 168) -> Invitation:
+    [result] = await invite(uow, "ada@example.com", expires_in_hours=hours)
+    assert result.invitation_id is not None
+    invitation = uow.invitations.rows[result.invitation_id]
+    invitation.record_sent(at=NOW, attempts=1)
+    return invitation
+
+
+async def remind(uow: FakeUnitOfWork, at: datetime) -> int:
+    return await services.send_due_reminders(uow, policy=POLICY, minter=MINTER, now=at)
+
+
+async def test_one_reminder_two_days_before_expiry_with_the_same_link() -> None:
+    uow = FakeUnitOfWork()
+    invitation = await sent_invitation(uow)
+    due = invitation.expires_at - timedelta(days=2)
+    assert invitation.remind_at == due
+    assert await remind(uow, due - timedelta(seconds=1)) == 0
+    assert await remind(uow, due) == 1
+    assert await remind(uow, due + timedelta(hours=1)) == 0  # once only
+    first, reminder = (e.data for e in uow.events("InvitationRequested"))
+    assert (first.reminder, reminder.reminder) == (False, True)
+    assert reminder.join_url == first.join_url and reminder.expires_at == first.expires_at
+    assert invitation.reminded_at == invitation.expires_at - timedelta(days=2)
+
+
+async def test_no_reminder_for_an_invitation_valid_less_than_four_days() -> None:
+    uow = FakeUnitOfWork()
+    invitation = await sent_invitation(uow, hours=95)
+    assert invitation.remind_at is None
+    assert await remind(uow, invitation.expires_at - timedelta(minutes=1)) == 0
+
+
+@pytest.mark.parametrize("cancel", ["resend", "revoke", "accept"])
+async def test_a_resend_a_revocation_or_an_acceptance_cancels_the_reminder(cancel: str) -> None:
+    uow = FakeUnitOfWork()
+    invitation = await sent_invitation(uow)
+    due = invitation.remind_at
+    assert due is not None
+    if cancel == "resend":
+        await services.resend(uow, invitation.id, policy=POLICY, minter=MINTER, now=NOW)
+        invitation.record_sent(at=NOW, attempts=1)
+    elif cancel == "revoke":
+        await services.revoke(uow, invitation.id, now=NOW)
+    else:
+        await services.record_member(uow, joined_through(invitation.id), policy=POLICY)
+    assert await remind(uow, due) == 0
+    assert not [e for e in uow.events("InvitationRequested") if e.data.reminder]
+
+
+async def test_no_reminder_goes_to_an_expired_or_undelivered_invitation() -> None:
+    expired = await sent_invitation(uow := FakeUnitOfWork())
+    assert await remind(uow, expired.expires_at) == 0
+    [undelivered] = await invite(uow := FakeUnitOfWork(), "grace@example.com")
+    assert undelivered.invitation_id is not None
+    waiting = uow.invitations.rows[undelivered.invitation_id]
+    assert waiting.remind_at is not None
+    assert await remind(uow, waiting.remind_at) == 0  # its first email never went out
+
+
+async def test_reminders_can_be_turned_off() -> None:
+    uow = FakeUnitOfWork()
+    command = InviteCommand(emails="ada@example.com")
+    policy = replace(POLICY, reminders=ReminderRule(before=None))
+    [result] = await services.invite(uow, command, policy=policy, minter=MINTER, now=NOW)
+    assert result.invitation_id is not None
+    assert uow.invitations.rows[result.invitation_id].remind_at is None
 
 
 def deferred(

@@ -246,3 +246,12 @@ async def test_an_acceptance_email_is_sent_once_and_its_outcome_not_announced() 
     assert await deliver(uow, sender, email) is None
     assert len(sender.sent) == 1
     assert uow.events("EmailSent") == []
+
+
+def test_the_reminder_says_so_and_carries_the_same_link() -> None:
+    rendered = render_invitation(invitation(reminder=True))
+    assert rendered.subject == "Reminder: Welcome to Acme"
+    assert "A reminder: your invitation is still waiting" in rendered.text
+    assert "<strong>Reminder:</strong>" in rendered.html
+    assert 'href="https://chat.acme.test/join/tok123"' in rendered.html
+    assert "Reminder" not in render_invitation(invitation()).text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -9,9 +10,10 @@ from fastapi import FastAPI
 
 from invitations.adapters import orm
 from invitations.adapters.unit_of_work import SqlAlchemyInvitationsUnitOfWork
-from invitations.domain.model import TokenMinter
+from invitations.domain.model import ReminderRule, TokenMinter
 from invitations.entrypoints import http, subscribers
 from invitations.entrypoints.metrics import status_gauge_refresher
+from invitations.entrypoints.reminders import send_due_reminders
 from invitations.service_layer.services import InvitePolicy
 from invitations.settings import InvitationsSettings
 from invitations.wiring import InvitationsContext
@@ -71,6 +73,10 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
             max_ttl_hours=settings.invitation_max_ttl_hours,
             max_addresses_per_request=settings.max_addresses_per_request,
             max_invitations_per_day=settings.max_invitations_per_day,
+            reminders=ReminderRule(
+                before=timedelta(hours=settings.invitation_reminder_hours_before_expiry) or None,
+                min_validity=timedelta(hours=settings.invitation_reminder_min_validity_hours),
+            ),
         ),
         minter=TokenMinter(settings.invitation_token_secret.get_secret_value().encode()),
         mailer_status=MailerStatusWatcher(settings.events_exchange, service=SERVICE),
@@ -82,6 +88,13 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
             settings.metrics_refresh_seconds,
             status_gauge_refresher(context),
             what="counting invitations by status",
+        )
+    )
+    runtime.background.append(
+        periodic(
+            settings.reminder_check_seconds,
+            partial(send_due_reminders, context),
+            what="sending due invitation reminders",
         )
     )
     app = create_http_app(runtime, [http.router], title="Onboarding: invitations", events=EVENTS)

@@ -19,6 +19,18 @@ class InvitationsSettings(ServiceSettings, TokenVerificationSettings):
     invitation_max_ttl_hours: int = Field(default=24 * 30, ge=1, le=24 * 365)
     max_addresses_per_request: int = Field(default=500, ge=1, le=10_000)
     max_invitations_per_day: int = Field(default=5000, ge=1, le=1_000_000)
+    invitation_reminder_hours_before_expiry: int = Field(
+        default=48,
+        ge=0,
+        le=24 * 365,
+        description="One reminder this long before an unaccepted invitation expires; 0: none.",
+    )
+    invitation_reminder_min_validity_hours: int = Field(
+        default=96, ge=1, le=24 * 365, description="Only invitations valid this long get one."
+    )
+    reminder_check_seconds: float = Field(
+        default=60, gt=0, le=3600, description="How often due reminders are looked for."
+    )
     invitation_token_secret: SecretStr = Field(
         description="At least 32 characters; join links are derived from it. Keep it secret."
     )

@@ -74,6 +74,11 @@ class InvitationRequested(EventData):
     expires_at: AwareDatetime
     inviter_name: str | None = Field(default=None, max_length=200)
     message: str | None = Field(default=None, max_length=1000, description="Plain text.")
+    reminder: bool = Field(
+        default=False,
+        description="The invitation's one automatic reminder: the same link, shortly before it "
+        "expires. Absent before contract 2.2.0 (false).",
+    )
 
 
 class InvitationRevoked(EventData):

@@ -55,9 +55,12 @@ invitations = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("roles", JSON, nullable=False),
     Column("notify_inviter", Boolean, nullable=False),
+    Column("remind_at", UtcDateTime, nullable=True),
+    Column("reminded_at", UtcDateTime, nullable=True),
     Index("ix_invitations_created", "created_at"),
     Index("ix_invitations_email_key_status", "email_key", "status"),
     Index("ix_invitations_status_expires", "status", "expires_at"),
+    Index("ix_invitations_remind_at", "remind_at"),
 )
 
 members = Table(

@@ -66,6 +66,21 @@ class SqlAlchemyInvitationRepository(InvitationRepository):
         )
         return list(await self._session.scalars(query))
 
+    async def due_reminders(self, now: datetime, limit: int) -> list[Invitation]:
+        query = (
+            select(Invitation)
+            .where(
+                invitations.c.remind_at <= now,
+                invitations.c.expires_at > now,
+                invitations.c.status == InvitationStatus.SENT.value,
+            )
+            .order_by(invitations.c.remind_at)
+            .limit(limit)
+            # Replicas take different rows; the taker clears remind_at before committing.
+            .with_for_update(skip_locked=True)
+        )
+        return list(await self._session.scalars(query))
+
     async def list(self, query: InvitationQuery, now: datetime) -> InvitationPage:
         where: list[ColumnElement[bool]] = []
         if query.status is not None:

@@ -98,6 +98,20 @@ def hash_token(token: str) -> str:
 
 
 @dataclass(frozen=True)
+class ReminderRule:
+    """One reminder, ``before`` the expiry, for invitations valid at least ``min_validity``
+    (Zulip's rule: 2 days before, when valid 4 days or more). No ``before``: no reminders."""
+
+    before: timedelta | None = timedelta(days=2)
+    min_validity: timedelta = timedelta(days=4)
+
+    def time_for(self, issued_at: datetime, expires_at: datetime) -> datetime | None:
+        if self.before is None or expires_at - issued_at < self.min_validity:
+            return None
+        return expires_at - self.before
+
+
+@dataclass(frozen=True)
 class Inviter:
     user_id: uuid.UUID
     name: str | None
@@ -132,6 +146,9 @@ class Invitation:
     roles: list[Role] = field(default_factory=default_roles)
     # Email the inviter when it is accepted (their own setting can turn all of those off).
     notify_inviter: bool = True
+    # When its one reminder is due (None: none is, or it went out, or it was cancelled).
+    remind_at: datetime | None = None
+    reminded_at: datetime | None = None
 
     @classmethod
     def issue(
@@ -145,8 +162,10 @@ class Invitation:
         message: str | None = None,
         roles: Iterable[Role] = DEFAULT_ROLES,
         notify_inviter: bool = True,
+        reminders: ReminderRule | None = None,
     ) -> Invitation:
         salt = minter.new_salt()
+        expires_at = now + timedelta(hours=ttl_hours)
         return cls(
             id=uuid.uuid4(),
             email=email,
@@ -155,13 +174,14 @@ class Invitation:
             token_hash=hash_token(minter.token(salt)),
             status=InvitationStatus.PENDING,
             created_at=now,
-            expires_at=now + timedelta(hours=ttl_hours),
+            expires_at=expires_at,
             ttl_hours=ttl_hours,
             inviter_id=inviter.user_id if inviter else None,
             inviter_name=inviter.name if inviter else None,
             message=message,
             roles=list(roles),
             notify_inviter=notify_inviter,
+            remind_at=reminders.time_for(now, expires_at) if reminders else None,
         )
 
     def status_at(self, now: datetime) -> InvitationStatus:
@@ -185,6 +205,7 @@ class Invitation:
         self.last_error = None
         self.next_attempt_at = None
         self.sends += 1
+        self.remind_at = None  # the admin just nudged them: no automatic reminder on top
 
     def revoke(self, *, now: datetime) -> bool:
         """Kill the link. False when it was already revoked (nothing to do)."""
@@ -195,6 +216,7 @@ class Invitation:
         self.status = InvitationStatus.REVOKED
         self.revoked_at = now
         self.next_attempt_at = None  # whatever the mailer still does, nobody waits for it
+        self.remind_at = None
         return True
 
     def accept(self, *, user_id: uuid.UUID, at: datetime) -> bool:
@@ -206,7 +228,22 @@ class Invitation:
         self.accepted_user_id = user_id
         self.last_error = None
         self.next_attempt_at = None
+        self.remind_at = None
         return True
+
+    def reminder_due(self, now: datetime) -> bool:
+        """Its reminder should go now: due, the first email delivered, the link still alive."""
+        return (
+            self.remind_at is not None
+            and self.remind_at <= now < self.expires_at
+            and self.status is InvitationStatus.SENT
+        )
+
+    def remind(self, now: datetime) -> None:
+        if not self.reminder_due(now):
+            raise InvitationError("no reminder is due for this invitation")
+        self.remind_at = None
+        self.reminded_at = now
 
     def should_notify(self, inviter: InviterSettings | None) -> bool:
         """Whether its inviter hears of its acceptance: unless turned off for this invitation

@@ -131,6 +131,10 @@ class InvitationOut(BaseModel):
     message: str | None
     roles: list[str] = Field(description="What the account created by joining gets.")
     notify_inviter: bool = Field(description="Whether the inviter is emailed when it is accepted.")
+    remind_at: datetime | None = Field(
+        description="When its one automatic reminder goes out; null when none will."
+    )
+    reminded_at: datetime | None = Field(description="When the reminder went out.")
     accepted_at: datetime | None
     accepted_user_id: uuid.UUID | None
     revoked_at: datetime | None

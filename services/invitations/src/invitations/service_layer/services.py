@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -17,6 +17,7 @@ from invitations.domain.model import (
     Inviter,
     InviterSettings,
     Member,
+    ReminderRule,
     TokenMinter,
     email_key,
     invitation_roles,
@@ -56,6 +57,7 @@ class InvitePolicy:
     max_ttl_hours: int
     max_addresses_per_request: int
     max_invitations_per_day: int
+    reminders: ReminderRule = field(default_factory=ReminderRule)
 
 
 class InviteOutcome(StrEnum):
@@ -220,6 +222,7 @@ def _issue(
         message=message,
         roles=roles,
         notify_inviter=notify_inviter,
+        reminders=policy.reminders,
     )
     uow.invitations.add(invitation)
     uow.emit(_issued(invitation))
@@ -240,10 +243,11 @@ def _issued(invitation: Invitation) -> InvitationIssued:
 
 
 def _requested(
-    invitation: Invitation, policy: InvitePolicy, minter: TokenMinter
+    invitation: Invitation, policy: InvitePolicy, minter: TokenMinter, *, reminder: bool = False
 ) -> InvitationRequested:
     """For the mailer alone (the mail exchange): the link itself."""
     return InvitationRequested(
+        reminder=reminder,
         invitation_id=invitation.id,
         email=invitation.email,
         workspace_name=policy.workspace_name,
@@ -314,6 +318,28 @@ async def resend(
         uow.emit(_requested(invitation, policy, minter))
         await uow.commit()
     return invitation
+
+
+REMINDER_BATCH = 100
+
+
+async def send_due_reminders(
+    uow: InvitationsUnitOfWork, *, policy: InvitePolicy, minter: TokenMinter, now: datetime
+) -> int:
+    """Ask the mailer for every reminder due, in batches; return how many. Each invitation's
+    reminder is taken, marked sent and requested in one commit, so a restart resumes where
+    this stopped and two replicas never take the same one."""
+    reminded = 0
+    while True:
+        async with uow:
+            due = await uow.invitations.due_reminders(now, limit=REMINDER_BATCH)
+            for invitation in due:
+                invitation.remind(now)
+                uow.emit(_requested(invitation, policy, minter, reminder=True))
+            await uow.commit()
+        reminded += len(due)
+        if len(due) < REMINDER_BATCH:
+            return reminded
 
 
 async def revoke(

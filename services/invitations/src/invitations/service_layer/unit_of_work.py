@@ -43,6 +43,11 @@ class InvitationRepository(abc.ABC):
         addresses."""
 
     @abc.abstractmethod
+    async def due_reminders(self, now: datetime, limit: int) -> list[Invitation]:
+        """Invitations whose reminder is due (Invitation.reminder_due), oldest due first,
+        locked until the unit of work ends; rows another replica holds are skipped."""
+
+    @abc.abstractmethod
     async def list(self, query: InvitationQuery, now: datetime) -> InvitationPage: ...
 
     async def count_by_status(self, now: datetime) -> dict[InvitationStatus, int]:

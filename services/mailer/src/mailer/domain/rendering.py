@@ -30,6 +30,7 @@ class InvitationEmail:
     expires_at: datetime
     inviter_name: str | None = None
     message: str | None = None
+    reminder: bool = False  # the one automatic reminder: same link, shortly before expiry
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,11 @@ def render_invitation(email: InvitationEmail) -> RenderedEmail:
         "expires_at": email.expires_at.strftime("%B %d, %Y at %H:%M UTC"),
         "inviter_name": email.inviter_name,
         "message": email.message,
+        "reminder": email.reminder,
     }
+    welcome = f"Welcome to {values['workspace_name']}"
     return RenderedEmail(
-        subject=f"Welcome to {values['workspace_name']}",
+        subject=f"Reminder: {welcome}" if email.reminder else welcome,
         text=_templates.get_template("invitation.txt").render(values),
         html=_templates.get_template("invitation.html").render(values),
     )

@@ -74,6 +74,7 @@ def invitation_email(event: Envelope[InvitationRequested], *, sender: str) -> Ou
             expires_at=data.expires_at,
             inviter_name=data.inviter_name,
             message=data.message,
+            reminder=data.reminder,
         )
     )
     return OutgoingEmail(
