@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from onboarding_shared.contract import EmailDeferred, EmailKind, new_event
 from tests.browser.conftest import DESKTOP, PHONE, new_page, screenshot, sign_in
@@ -98,6 +98,117 @@ async def test_an_admin_invites_and_the_invited_person_joins_and_signs_in(
     )
     await screenshot(admin, "invitations")
     assert not admin.errors and not grace.errors  # type: ignore[attr-defined]
+
+
+async def test_an_admin_invites_an_admin_who_joins_and_gets_the_console(
+    browser: Browser, system: PublicSystem
+) -> None:
+    admin = await new_page(browser, system)
+    await sign_in(admin)
+    await admin.get_by_role("button", name="Invite").click()
+    panel = admin.get_by_role("complementary", name="Invite Members")
+    roles = panel.get_by_role("group", name="Roles")
+    as_user = roles.get_by_role("checkbox", name="user", exact=True)
+    as_admin = roles.get_by_role("checkbox", name="admin", exact=True)
+    await expect(as_user).to_be_checked()
+    await expect(as_admin).not_to_be_checked()
+    await panel.get_by_label("Send invitation email").fill("Barbara Liskov <barbara@example.com>")
+
+    # No role at all is refused beside the roles, before anything is sent.
+    await as_user.uncheck()
+    await panel.get_by_role("button", name="Send").click()
+    await expect(admin.locator("#invite-roles-error")).to_have_text("Choose at least one role.")
+    await expect(as_user).to_have_attribute("aria-invalid", "true")
+    await expect(as_user).to_be_focused()
+    await admin.keyboard.press("Space")  # the keyboard is enough
+    await as_admin.focus()
+    await admin.keyboard.press("Space")
+    await expect(as_admin).to_be_checked()
+
+    async with admin.expect_request(
+        lambda request: request.method == "POST" and request.url.endswith("/api/v1/invitations")
+    ) as sending:
+        await panel.get_by_role("button", name="Send").click()
+    sent = (await sending.value).post_data_json
+    assert sent is not None and sorted(sent["roles"]) == ["admin", "user"]
+    await expect(panel.get_by_role("status")).to_contain_text(
+        "1 invitation is being sent. Whoever joins with it becomes an admin."
+    )
+    # The next invitation starts from the defaults: admin is never carried over unseen.
+    await panel.get_by_role("button", name="Invite more people").click()
+    await expect(as_admin).not_to_be_checked()
+    await expect(as_user).to_be_checked()
+    await admin.keyboard.press("Escape")
+
+    await admin.get_by_role("link", name="Invitations").click()
+    row = admin.locator("#invitations-table tr", has_text="barbara@example.com")
+    await expect(row.get_by_role("cell").first).to_have_text("barbara@example.com, joins as Admin")
+    await expect(row.locator(".badge")).to_have_text(["Admin", re.compile("Pending|Sent")])
+
+    join_url = await system.join_link_for("barbara@example.com")
+    barbara = await new_page(browser, system)
+    await barbara.goto(join_url)
+    await expect(barbara.get_by_text("Your account will be an admin of Acme Chat")).to_be_visible()
+    await barbara.get_by_label("Your name").fill("Barbara Liskov")
+    await barbara.get_by_label("Username").fill("barbara")
+    await barbara.get_by_label(re.compile("^Password")).fill("Barbara-password-1")
+    await barbara.get_by_role("button", name="Create my account").click()
+    await expect(barbara.get_by_role("heading", name="Your account is ready")).to_be_visible()
+    await sign_in(barbara, "barbara", "Barbara-password-1")
+    # An admin: the console, where the new account is listed with both roles.
+    await expect(barbara.get_by_role("heading", name="Users")).to_be_visible()
+    await expect(user_row(barbara, "barbara")).to_contain_text("admin, user")
+    assert not admin.errors and not barbara.errors  # type: ignore[attr-defined]
+
+    # One admin again: the journeys after this one, on the same system, count on it.
+    barbara_id = await user_row(barbara, "barbara").get_attribute("data-user-id")
+    csrf = await admin.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert barbara_id and csrf
+    demoted = await admin.request.patch(
+        f"/api/v1/users/{barbara_id}", headers={"X-CSRF-Token": csrf}, data={"roles": ["user"]}
+    )
+    assert demoted.status == 200, await demoted.text()
+
+
+async def test_the_invite_panel_shows_the_apis_refusals_of_roles(
+    browser: Browser, system: PublicSystem
+) -> None:
+    """What the invitations API answers about roles, each where the form shows such things: an
+    unknown role beside the roles (pydantic names the list's item), a role the inviter may not
+    hand out above Send. The browser answers in the API's place: the console's checkboxes send
+    only known roles, and its admin may hand out admin."""
+    admin = await new_page(browser, system)
+    await sign_in(admin)
+    unknown_role = "Input should be 'admin' or 'user'"
+    not_allowed = "only an admin may invite an admin"
+    answers = iter(
+        [
+            (422, {"detail": [{"loc": ["body", "roles", 1], "msg": unknown_role}]}),
+            (403, {"detail": not_allowed}),
+        ]
+    )
+
+    async def refuse(route: Route) -> None:
+        if route.request.method != "POST":
+            await route.fallback()
+            return
+        status, body = next(answers)
+        await route.fulfill(status=status, json=body)
+
+    await admin.route("**/api/v1/invitations", refuse)
+    await admin.get_by_role("button", name="Invite").click()
+    panel = admin.get_by_role("complementary", name="Invite Members")
+    await panel.get_by_label("Send invitation email").fill("barbara@example.com")
+    await panel.get_by_role("checkbox", name="admin", exact=True).check()
+    await panel.get_by_role("button", name="Send").click()
+    await expect(admin.locator("#invite-roles-error")).to_have_text(unknown_role)
+    for box in await panel.get_by_role("checkbox").all():
+        await expect(box).to_have_attribute("aria-invalid", "true")
+    await panel.get_by_role("button", name="Send").click()
+    await expect(admin.locator("#invite-error")).to_have_text(not_allowed)
+    await expect(admin.locator("#invite-roles-error")).to_be_hidden()
+    await expect(panel.get_by_role("checkbox", name="admin", exact=True)).to_be_checked()
+    assert not admin.errors  # type: ignore[attr-defined]
 
 
 async def test_resend_and_revoke_ask_first_and_a_revoked_link_dies(

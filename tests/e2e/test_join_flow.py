@@ -104,3 +104,39 @@ async def _page_if_ready(users: httpx.AsyncClient, token: str) -> httpx.Response
     """Each unknown-link answer counts as a guess: ask rarely."""
     response = await users.get(f"/join/{token}")
     return response if response.status_code == 200 else None
+
+
+async def test_whoever_joins_through_an_admin_invitation_is_an_admin(
+    system: RunningSystem,
+) -> None:
+    """The roles travel with the invitation: the invitations service, the public event, the
+    users service's grant, the account made by joining, and what the account may then do."""
+    async with (
+        httpx.AsyncClient(
+            base_url=system.url("invitations"), timeout=10, headers=admin_headers()
+        ) as invitations,
+        httpx.AsyncClient(base_url=system.url("users"), timeout=10) as users,
+    ):
+        invited = await invitations.post(
+            "/api/v1/invitations", json={"emails": "linus@example.com", "roles": ["admin"]}
+        )
+        assert invited.status_code == 202, invited.text
+        [email] = await eventually(
+            lambda: [m for m in system.smtp.messages if m["To"] == "linus@example.com"],
+            timeout=60,
+        )
+        token = token_in(email)
+        await eventually(lambda: _page_if_ready(users, token), interval=0.5)
+        linus = {**ADA, "name": "Linus", "username": "linus"}
+        joined = await users.post(f"/join/{token}", data=linus)
+        assert joined.status_code == 201, joined.text
+
+        login = await users.post(
+            "/api/v1/auth/login", json={"login": "linus", "password": linus["password"]}
+        )
+        assert login.status_code == 200, login.text
+        assert login.json()["user"]["roles"] == ["admin"]
+        as_linus = auth.bearer(login.json()["access_token"])
+        listed = await users.get("/api/v1/users", params={"search": "linus"}, headers=as_linus)
+        assert listed.status_code == 200, listed.text
+        assert [item["roles"] for item in listed.json()["items"]] == [["admin"]]

@@ -1,27 +1,29 @@
 """Joining through an invitation, against the real broker and PostgreSQL: the users service
 learns the invitation from InvitationIssued, the link makes one pending account (JSON or the
-page's form) and UserCreated carries the invitation id; used, revoked, expired and unknown links
-are refused; a taken username is named; guessing links is throttled per client."""
+page's form) with the invitation's roles and UserCreated carries the invitation id; used,
+revoked, expired and unknown links, and links giving a role the service does not know, are
+refused; a taken username is named; guessing links is throttled per client."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from onboarding_shared.contract import InvitationIssued, InvitationRevoked, new_event
+from onboarding_shared.contract import InvitationIssued, InvitationRevoked, Role, new_event
 from tests.support.broker import EventProbe, Namespace, eventually, publish_raw
 from tests.support.databases import DatabaseFactory
 from tests.support.services import in_process
 from tests.support.users_service import token_for, users_settings
+from users.adapters.orm import invitation_grants
 from users.bootstrap import create_app
 from users.domain.passwords import hash_link_token
 
@@ -39,7 +41,11 @@ class Joining:
     database_url: str
 
     async def invite(
-        self, email: str = "ada@example.com", *, expires_in: timedelta = timedelta(days=7)
+        self,
+        email: str = "ada@example.com",
+        *,
+        expires_in: timedelta = timedelta(days=7),
+        roles: Sequence[Role] = ("user",),
     ) -> tuple[uuid.UUID, str]:
         invitation_id, token = uuid.uuid4(), secrets.token_urlsafe(32)
         await self.publish(
@@ -48,6 +54,7 @@ class Joining:
                 email=email,
                 expires_at=datetime.now(UTC) + expires_in,
                 token_hash=hash_link_token(token),
+                roles=list(roles),
             ),
             "invitation.issued.v1",
         )
@@ -85,6 +92,19 @@ class Joining:
             return found == state
 
         await eventually(current)
+
+    async def give_grant_roles(self, invitation_id: uuid.UUID, roles: tuple[str, ...]) -> None:
+        """Roles no event can carry yet: what a newer invitations service might send."""
+        engine = create_async_engine(self.database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    update(invitation_grants)
+                    .where(invitation_grants.c.invitation_id == invitation_id)
+                    .values(roles=roles)
+                )
+        finally:
+            await engine.dispose()
 
     async def join_json(self, token: str, **fields: Any) -> httpx.Response:
         return await self.client.post(f"/join/{token}", json={**ADA, **fields})
@@ -159,6 +179,51 @@ async def test_joining_with_the_form_answers_a_page(joining: Joining, probe: Eve
     assert created[0]["data"]["invitation_id"] == str(invitation_id)
     again = await joining.join_form(token, name="Grace Hopper", username="grace2")
     assert again.status_code == 410 and "already been used" in again.text
+
+
+async def test_an_invitation_as_admin_makes_an_admin_whoever_joins(
+    joining: Joining, probe: EventProbe
+) -> None:
+    invitation_id, token = await joining.invite("grace@example.com", roles=["admin", "user"])
+    page = await joining.client.get(f"/join/{token}")
+    assert page.status_code == 200
+    assert "Your account will be an admin of Acme Chat" in page.text
+
+    # Whoever holds the link, not the invited address's owner, picks the name.
+    response = await joining.join_form(token, name="Someone Else", username="someone")
+    assert response.status_code == 201, response.text
+    created = await eventually(
+        lambda: [e for e in probe.events("user.created.v1") if e["data"]["username"] == "someone"]
+    )
+    assert created[0]["data"]["roles"] == ["admin", "user"]
+    assert created[0]["data"]["invitation_id"] == str(invitation_id)
+    token_of_new_admin = await token_for(joining.client, "someone", ADA["password"])
+    listed = await joining.client.get(
+        "/api/v1/users", headers={"Authorization": f"Bearer {token_of_new_admin}"}
+    )
+    assert listed.status_code == 200  # an admin's list
+    [account] = [user for user in listed.json()["items"] if user["username"] == "someone"]
+    assert (account["roles"], account["email"]) == (["admin", "user"], "grace@example.com")
+
+    # An invitation of a plain user, beside it, still makes a plain user.
+    _, plain = await joining.invite("linus@example.com")
+    assert "be an admin" not in (await joining.client.get(f"/join/{plain}")).text
+    joined = await joining.join_json(plain, username="linus")
+    assert joined.status_code == 201 and joined.json()["roles"] == ["user"]
+
+
+async def test_a_role_the_service_does_not_know_makes_the_link_unusable(joining: Joining) -> None:
+    invitation_id, token = await joining.invite()
+    await joining.give_grant_roles(invitation_id, ("owner", "user"))
+    page = await joining.client.get(f"/join/{token}")
+    assert page.status_code == 409 and "This invitation cannot be used" in page.text
+    assert "does not have. Ask an admin to invite you again" in page.text
+    answer = await joining.join_json(token)
+    assert answer.status_code == 409 and "cannot be used" in answer.json()["detail"]
+    form = await joining.join_form(token)
+    assert form.status_code == 409 and "cannot be used" in form.text
+    assert not (await joining.client.post("/api/v1/auth/login", json=_login())).is_success
+    await joining.grant_state(invitation_id, "open")  # nothing was spent
 
 
 async def test_revoked_expired_and_unknown_links_are_refused(joining: Joining) -> None:

@@ -1,14 +1,16 @@
 """Joining through an invitation against in-memory fakes: the grants learnt from events, the
-account made once per link, UserCreated with the invitation id, and guessing slowed down."""
+account made once per link with the invitation's roles, UserCreated with the invitation id, and
+guessing slowed down."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from onboarding_shared.contract import InvitationIssued, InvitationRevoked, new_event
+from onboarding_shared.contract import InvitationIssued, InvitationRevoked, Role, new_event
 from tests.support.fake_users import FakeHasher, FakeUsersUnitOfWork
 from users.domain.invitations import GrantState, LinkProblem
 from users.domain.model import User, UserStatus
@@ -32,13 +34,18 @@ FORM = JoinForm(name="Ada Lovelace", username="ada", password="Analytical-engine
 
 
 def requested(
-    invitation_id: uuid.UUID, token: str = TOKEN, expires_at: datetime = NOW + timedelta(days=7)
+    invitation_id: uuid.UUID,
+    token: str = TOKEN,
+    expires_at: datetime = NOW + timedelta(days=7),
+    *,
+    roles: Sequence[Role] = ("user",),
 ) -> InvitationIssued:
     return InvitationIssued(
         invitation_id=invitation_id,
         email="Ada@Example.com",
         expires_at=expires_at,
         token_hash=hash_link_token(token),
+        roles=list(roles),
     )
 
 
@@ -60,6 +67,7 @@ async def join(
     *,
     now: datetime = NOW,
     address: str = "10.0.0.1",
+    hasher: FakeHasher | None = None,
 ) -> User:
     return await services.join(
         uow,
@@ -67,7 +75,7 @@ async def join(
         form,
         address=address,
         policy=POLICY,
-        hasher=FakeHasher(),
+        hasher=hasher or FakeHasher(),
         throttling=THROTTLING,
         now=now,
     )
@@ -168,3 +176,62 @@ async def test_guessing_links_is_throttled_per_client_address() -> None:
     assert await join(uow, address="10.0.0.2")  # another client is not slowed down
     assert await uow.throttles.get("join-address:10.0.0.1") is not None
     assert await uow.throttles.get("address:10.0.0.1") is None  # logins are counted apart
+
+
+async def test_the_account_gets_the_roles_of_the_invitation_whoever_joins() -> None:
+    uow, invitation_id = FakeUsersUnitOfWork(), uuid.uuid4()
+    await invite(uow, requested(invitation_id, roles=["admin", "user"]))
+    assert uow.fake_grants.rows[invitation_id].roles == ("admin", "user")
+    user = await join(uow, form=JoinForm("Someone Else", "someone", "Analytical-engine-1"))
+    assert (user.roles, user.is_admin) == (["admin", "user"], True)
+    [created] = uow.events("UserCreated")
+    assert created.data.roles == ["admin", "user"]
+
+
+async def test_an_invitation_without_roles_makes_a_user() -> None:
+    uow, invitation_id = FakeUsersUnitOfWork(), uuid.uuid4()
+    wire = requested(invitation_id).model_dump(mode="json", exclude={"roles"})  # before 2.2.0
+    await invite(uow, InvitationIssued.model_validate(wire))
+    assert uow.fake_grants.rows[invitation_id].roles == ("user",)
+    assert (await join(uow)).roles == ["user"]
+
+
+async def test_a_resend_renews_the_roles_and_an_early_revocation_still_wins() -> None:
+    uow, resent, revoked = FakeUsersUnitOfWork(), uuid.uuid4(), uuid.uuid4()
+    await invite(uow, requested(resent, "old-link", NOW - timedelta(hours=1), roles=["user"]))
+    await invite(uow, requested(resent, "new-link", roles=["admin", "user"]))
+    assert (await join(uow, "new-link")).roles == ["admin", "user"]
+
+    await revoke(uow, revoked, "revoked")
+    assert uow.fake_grants.rows[revoked].roles == ("user",)
+    await invite(uow, requested(revoked, "revoked", roles=["admin", "user"]))
+    assert await refused(uow, "revoked") is LinkProblem.REVOKED
+
+
+async def test_a_role_this_service_does_not_know_refuses_the_link_and_makes_nothing() -> None:
+    uow, invitation_id = FakeUsersUnitOfWork(), uuid.uuid4()
+    await invite(uow, requested(invitation_id))
+    # What a newer invitations service could send before this one learns the role.
+    uow.fake_grants.rows[invitation_id].roles = ("owner", "user")
+    assert await refused(uow) is LinkProblem.UNKNOWN_ROLE
+    assert uow.fake_grants.rows[invitation_id].state is GrantState.OPEN
+    assert not uow.fake_users.rows and not uow.events("UserCreated")
+    assert await uow.throttles.get("join-address:10.0.0.1") is None  # not a guess
+
+
+class ResentWhileHashing(FakeHasher):
+    """The invitation's event arrives again, with other roles, while the password is hashed."""
+
+    def __init__(self, uow: FakeUsersUnitOfWork, event: InvitationIssued) -> None:
+        self.uow, self.event = uow, event
+
+    async def hash(self, password: str) -> str:
+        await invite(self.uow, self.event)
+        return await super().hash(password)
+
+
+async def test_the_grant_as_locked_decides_the_roles() -> None:
+    uow, invitation_id = FakeUsersUnitOfWork(), uuid.uuid4()
+    await invite(uow, requested(invitation_id, roles=["admin", "user"]))
+    hasher = ResentWhileHashing(uow, requested(invitation_id, roles=["user"]))
+    assert (await join(uow, hasher=hasher)).roles == ["user"]

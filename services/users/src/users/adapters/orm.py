@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Dialect,
     Enum,
     ForeignKey,
     Index,
@@ -13,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    TypeDecorator,
     Uuid,
 )
 from sqlalchemy.orm import registry
@@ -24,6 +28,21 @@ from onboarding_shared.unit_of_work import MessagingTables
 from users.domain.invitations import GrantState, InvitationGrant
 from users.domain.model import User, UserStatus
 from users.domain.throttling import LoginThrottle
+
+
+class JsonTuple(TypeDecorator[tuple[Any, ...]]):
+    """A JSON array that reads back as a tuple, so what the domain holds as a tuple compares
+    equal to what it wrote."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: tuple[Any, ...] | None, dialect: Dialect) -> Any:
+        return None if value is None else list(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> tuple[Any, ...] | None:
+        return None if value is None else tuple(value)
+
 
 metadata = new_metadata()
 mapper_registry = registry(metadata=metadata)
@@ -83,7 +102,7 @@ avatars = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
-# What the users service knows of invitations (from InvitationRequested / InvitationRevoked).
+# What the users service knows of invitations (from InvitationIssued / InvitationRevoked).
 invitation_grants = Table(
     "invitation_grants",
     metadata,
@@ -101,6 +120,7 @@ invitation_grants = Table(
     ),
     Column("email", String(320), nullable=True),
     Column("expires_at", UtcDateTime, nullable=True),
+    Column("roles", JsonTuple, nullable=False),
 )
 
 messaging = MessagingTables(

@@ -14,8 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field, ValidationError
 
-from users.domain.invitations import LinkProblem
-from users.domain.rules import InvalidFields
+from users.domain.invitations import InvitationGrant, LinkProblem
+from users.domain.rules import ADMIN_ROLE, InvalidFields
 from users.entrypoints.http import MAX_SECRET, MAX_TEXT, Strict, UserOut
 from users.entrypoints.templating import SECRET_ADDRESS, render
 from users.service_layer import services
@@ -63,6 +63,12 @@ _REFUSALS: dict[LinkProblem, tuple[int, str, str]] = {
         "This invitation was revoked",
         "Ask an admin if you still need an account.",
     ),
+    # The invitation is faulty, not the link: nothing the invitee can fix, and no guess.
+    LinkProblem.UNKNOWN_ROLE: (
+        status.HTTP_409_CONFLICT,
+        "This invitation cannot be used",
+        "It gives a role this workspace does not have. Ask an admin to invite you again.",
+    ),
 }
 _DUPLICATES = {
     "username": "That username is already in use; choose another.",
@@ -101,7 +107,7 @@ def _message_page(
 def _join_page(
     request: Request,
     workspace_name: str,
-    email: str,
+    grant: InvitationGrant,
     min_length: int,
     code: int = status.HTTP_200_OK,
     *,
@@ -114,7 +120,8 @@ def _join_page(
         workspace_name,
         code,
         SECRET_ADDRESS,
-        email=email,
+        email=grant.email,
+        as_admin=ADMIN_ROLE in grant.roles,
         min_length=min_length,
         values=values or {"name": "", "username": ""},
         problems=problems or [],
@@ -158,8 +165,7 @@ async def join_page(token: str, request: Request) -> Response:
         )
     except (JoinRefused, JoinThrottled) as error:
         return _refusal(request, error, html=True, workspace_name=settings.workspace_name)
-    assert grant.email is not None
-    return _join_page(request, settings.workspace_name, grant.email, settings.password_min_length)
+    return _join_page(request, settings.workspace_name, grant, settings.password_min_length)
 
 
 @router.post(
@@ -168,7 +174,10 @@ async def join_page(token: str, request: Request) -> Response:
     responses={
         201: {"model": UserOut, "description": "The account (JSON), or a page (form)"},
         404: {"description": "Unknown link"},
-        409: {"description": "Username or address already in use"},
+        409: {
+            "description": "Username or address already in use, or the invitation gives a role "
+            "this service does not know"
+        },
         410: {"description": "Used, expired or revoked link"},
         422: {"description": "A field breaks a rule"},
         429: {"description": "Too many unknown links from this client"},
@@ -269,12 +278,11 @@ async def _form_again(
         )
     except (JoinRefused, JoinThrottled) as refused:
         return _refusal(request, refused, html=True, workspace_name=settings.workspace_name)
-    assert grant.email is not None
     values = {"name": form.name, "username": form.username}
     return _join_page(
         request,
         settings.workspace_name,
-        grant.email,
+        grant,
         settings.password_min_length,
         code,
         values=values,

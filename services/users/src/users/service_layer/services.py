@@ -34,7 +34,7 @@ from users.domain.model import (
     checked_changes,
 )
 from users.domain.passwords import PasswordPolicy, hash_link_token, random_password
-from users.domain.rules import ADMIN_ROLE, USER_ROLE, FieldProblem, InvalidFields
+from users.domain.rules import ADMIN_ROLE, FieldProblem, InvalidFields
 from users.domain.throttling import (
     LoginThrottle,
     ThrottlePolicy,
@@ -86,7 +86,7 @@ class NoAdminConfigured(Exception):
 
 
 class JoinRefused(Exception):
-    """The join link is unknown, used, expired or revoked."""
+    """The join link is unknown, used, expired or revoked, or gives a role nobody knows here."""
 
     def __init__(self, problem: LinkProblem) -> None:
         super().__init__(f"join link refused: {problem}")
@@ -503,6 +503,12 @@ async def invitation_for_link(
         )
         raise JoinRefused(LinkProblem.UNKNOWN)
     if (problem := grant.problem(now)) is not None:
+        if problem is LinkProblem.UNKNOWN_ROLE:
+            # Not the invitee's doing: an operator has to learn of it.
+            log.warning(
+                "an invitation gives a role this service does not know",
+                extra={"invitation_id": str(grant.invitation_id), "roles": list(grant.roles)},
+            )
         raise JoinRefused(problem)
     return grant
 
@@ -519,17 +525,11 @@ async def join(
     now: datetime,
 ) -> User:
     """Spend an invitation: a pending account with the invited address (verified: the link
-    proves the mailbox), the grant used, and UserCreated with the invitation id, in one commit."""
+    proves the mailbox) and the invitation's roles, the grant used, and UserCreated with the
+    invitation id, in one commit."""
     grant = await invitation_for_link(uow, token, address=address, throttling=throttling, now=now)
-    assert grant.email is not None  # a usable grant knows its address
-    checked = NewUser(
-        email=grant.email,
-        name=form.name,
-        username=form.username,
-        password=form.password,
-        roles=(USER_ROLE,),
-        verified=True,
-    ).checked(policy.passwords)
+    # Checked before the slow hashing, to answer a mistyped field at once...
+    checked = _account_for(grant, form).checked(policy.passwords)
     assert checked.password is not None
     password_hash = await hasher.hash(checked.password)
     async with uow:
@@ -538,6 +538,8 @@ async def join(
             raise JoinRefused(LinkProblem.UNKNOWN)  # replaced by a resend meanwhile
         if (problem := locked.problem(now)) is not None:
             raise JoinRefused(problem)  # spent by a concurrent request meanwhile
+        # ...and again from the locked grant, the one that counts should it have changed since.
+        checked = _account_for(locked, form).checked(policy.passwords)
         await _refuse_duplicates(uow, email=checked.email, username=checked.username)
         user = User.register(checked, password_hash=password_hash, now=now)
         uow.users.add(user)
@@ -549,6 +551,19 @@ async def join(
         extra={"user_id": str(user.id), "invitation_id": str(grant.invitation_id)},
     )
     return user
+
+
+def _account_for(grant: InvitationGrant, form: JoinForm) -> NewUser:
+    """The account a usable grant makes: the invited address and roles, whoever holds the link."""
+    assert grant.email is not None  # a usable grant knows its address
+    return NewUser(
+        email=grant.email,
+        name=form.name,
+        username=form.username,
+        password=form.password,
+        roles=grant.roles,
+        verified=True,
+    )
 
 
 async def record_invitation(uow: UsersUnitOfWork, event: Envelope[InvitationIssued]) -> None:
@@ -565,11 +580,15 @@ async def record_invitation(uow: UsersUnitOfWork, event: Envelope[InvitationIssu
                     email=data.email,
                     token_hash=data.token_hash,
                     expires_at=data.expires_at,
+                    roles=data.roles,
                 )
             )
         else:
             grant.request_again(
-                email=data.email, token_hash=data.token_hash, expires_at=data.expires_at
+                email=data.email,
+                token_hash=data.token_hash,
+                expires_at=data.expires_at,
+                roles=data.roles,
             )
         await uow.commit()
 

@@ -20,6 +20,8 @@ const INVITATION_WORDS = {
   revoked: "Revoked",
   expired: "Expired",
 };
+// Roles worth a word beside an invitation's address: every account is a user anyway.
+const ROLE_WORDS = { admin: "Admin" };
 const OUTCOME_WORDS = {
   queued: "Invitation queued",
   invalid: "Invalid",
@@ -129,22 +131,24 @@ function describe(error) {
   return error.message;
 }
 
-// The API names the field of each problem in `loc` (["body", "email"]): show each beside it.
+// The API names the field of each problem in `loc` (["body", "email"], or ["body", "roles", 0]
+// for one item of a list): show each beside its field.
 function showFieldErrors(form, prefix, error, generalBox) {
   clearFieldErrors(form, generalBox);
   const unplaced = [];
   const problems = Array.isArray(error.detail) ? error.detail : [{ msg: describe(error) }];
   let first;
   for (const problem of problems) {
-    const field = Array.isArray(problem.loc) ? problem.loc[problem.loc.length - 1] : null;
+    const field = Array.isArray(problem.loc)
+      ? problem.loc.findLast((part) => typeof part === "string")
+      : null;
     const box = field ? $(`#${prefix}-${field}-error`, form) : null;
     if (!box) {
       unplaced.push(problem.msg);
       continue;
     }
     box.textContent = problem.msg.replace(/^Value error, /, "");
-    const input = form.elements[field];
-    if (input && input.setAttribute) {
+    for (const input of inputsNamed(form, field)) {
       input.setAttribute("aria-invalid", "true");
       first ??= input;
     }
@@ -155,6 +159,15 @@ function showFieldErrors(form, prefix, error, generalBox) {
   }
   (first ?? generalBox).focus?.();
 }
+
+// One input, or each of a group sharing the name (the roles' checkboxes).
+function inputsNamed(form, name) {
+  const found = form.elements[name];
+  if (found instanceof RadioNodeList) return [...found];
+  return found?.setAttribute ? [found] : [];
+}
+
+const checkedRoles = (form) => $$('input[name="roles"]:checked', form).map((box) => box.value);
 
 function clearFieldErrors(form, generalBox) {
   for (const box of $$(".field-error", form)) box.textContent = "";
@@ -316,7 +329,7 @@ const invitations = new LiveList({
     return element(
       "tr",
       { dataset: { invitationId: invitation.id } },
-      element("td", {}, invitation.email),
+      element("td", {}, invitation.email, ...roleBadges(invitation.roles)),
       status,
       element("td", { class: "wide-only" }, formatDateTime(invitation.expires_at)),
       element("td", { class: "wide-only" }, String(invitation.sends)),
@@ -325,6 +338,17 @@ const invitations = new LiveList({
     );
   },
 });
+
+// An invitation that makes more than a plain user says so beside its address, on every screen
+// size: whoever uses the link gets these roles.
+function roleBadges(roles = []) {
+  const notable = roles.filter((role) => role in ROLE_WORDS);
+  if (!notable.length) return [];
+  return [
+    element("span", { class: "visually-hidden" }, ", joins as "),
+    ...notable.map((role) => badge("role", ROLE_WORDS[role])),
+  ];
+}
 
 // Why the email has not gone out yet, or never will, in words beside the badge (never its colour
 // alone). Retrying: the server's last answer and when the mailer tries again, in local time; the
@@ -484,8 +508,12 @@ inviteForm.addEventListener("submit", async (event) => {
   const general = $("#invite-error");
   clearFieldErrors(inviteForm, general);
   const emails = inviteForm.elements.emails.value;
-  if (!emails.trim()) {
-    showFieldErrors(inviteForm, "invite", { detail: [{ loc: ["emails"], msg: "Enter at least one email address." }] }, general);
+  const roles = checkedRoles(inviteForm);
+  const missing = [];
+  if (!emails.trim()) missing.push({ loc: ["emails"], msg: "Enter at least one email address." });
+  if (!roles.length) missing.push({ loc: ["roles"], msg: "Choose at least one role." });
+  if (missing.length) {
+    showFieldErrors(inviteForm, "invite", { detail: missing }, general);
     return;
   }
   const button = $("button[type=submit]", inviteForm);
@@ -495,8 +523,11 @@ inviteForm.addEventListener("submit", async (event) => {
       emails,
       message: inviteForm.elements.message.value || null,
       expires_in_hours: Number(inviteForm.elements.expires_in_hours.value),
+      roles,
     });
-    showInviteResults(answer);
+    showInviteResults(answer, roles);
+    // The next invitation starts from the defaults: an admin role is never carried over unseen.
+    inviteForm.reset();
     invitations.refresh();
   } catch (error) {
     showFieldErrors(inviteForm, "invite", error, general);
@@ -505,13 +536,16 @@ inviteForm.addEventListener("submit", async (event) => {
   }
 });
 
-function showInviteResults(answer) {
+function showInviteResults(answer, roles) {
   const queued = answer.queued;
   const others = answer.results.length - queued;
   let text =
     queued > 0
       ? `Sending invitations: ${queued} ${queued === 1 ? "invitation is" : "invitations are"} being sent.`
       : "No invitation was sent.";
+  if (queued > 0 && roles.includes("admin")) {
+    text += ` Whoever joins with ${queued === 1 ? "it" : "them"} becomes an admin.`;
+  }
   if (others > 0) text += ` ${others} ${others === 1 ? "address was" : "addresses were"} not invited.`;
   $("#invite-confirmation").textContent = text;
   const list = $("#invite-results .outcomes");
@@ -564,7 +598,6 @@ $("#new-user-button").addEventListener("click", (event) => {
 });
 
 const optional = (value) => (value.trim() ? value.trim() : null);
-const checkedRoles = (form) => $$('input[name="roles"]:checked', form).map((box) => box.value);
 
 newUserForm.addEventListener("submit", async (event) => {
   event.preventDefault();
