@@ -11,9 +11,8 @@ from fastapi import FastAPI
 from invitations.adapters import orm
 from invitations.adapters.unit_of_work import SqlAlchemyInvitationsUnitOfWork
 from invitations.domain.model import ReminderRule, TokenMinter
-from invitations.entrypoints import http, subscribers
+from invitations.entrypoints import http, imports_http, jobs, subscribers
 from invitations.entrypoints.metrics import status_gauge_refresher
-from invitations.entrypoints.reminders import send_due_reminders
 from invitations.service_layer.services import InvitePolicy
 from invitations.settings import InvitationsSettings
 from invitations.wiring import InvitationsContext
@@ -73,6 +72,7 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
             max_ttl_hours=settings.invitation_max_ttl_hours,
             max_addresses_per_request=settings.max_addresses_per_request,
             max_invitations_per_day=settings.max_invitations_per_day,
+            max_addresses_per_import=settings.max_rows_per_import,
             reminders=ReminderRule(
                 before=timedelta(hours=settings.invitation_reminder_hours_before_expiry) or None,
                 min_validity=timedelta(hours=settings.invitation_reminder_min_validity_hours),
@@ -93,10 +93,19 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
     runtime.background.append(
         periodic(
             settings.reminder_check_seconds,
-            partial(send_due_reminders, context),
+            partial(jobs.send_due_reminders, context),
             what="sending due invitation reminders",
         )
     )
-    app = create_http_app(runtime, [http.router], title="Onboarding: invitations", events=EVENTS)
+    runtime.background.append(
+        periodic(
+            settings.imports_check_seconds,
+            partial(jobs.work_on_imports, context),
+            what="inviting the rows of CSV imports",
+        )
+    )
+    app = create_http_app(
+        runtime, [imports_http.router, http.router], title="Onboarding: invitations", events=EVENTS
+    )
     app.state.context = context
     return app

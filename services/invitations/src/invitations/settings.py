@@ -31,6 +31,15 @@ class InvitationsSettings(ServiceSettings, TokenVerificationSettings):
     reminder_check_seconds: float = Field(
         default=60, gt=0, le=3600, description="How often due reminders are looked for."
     )
+    max_rows_per_import: int = Field(
+        default=5000, ge=1, le=5000, description="Rows of one CSV file of addresses."
+    )
+    max_import_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, description="Size of that file."
+    )
+    imports_check_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often unfinished CSV imports are looked for."
+    )
     invitation_token_secret: SecretStr = Field(
         description="At least 32 characters; join links are derived from it. Keep it secret."
     )

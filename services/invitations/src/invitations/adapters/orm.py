@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Boolean, Column, Enum, Index, Integer, String, Table, Text, Uuid
 from sqlalchemy.orm import registry
 
+from invitations.domain.imports import ImportedRow, ImportJob, ImportStatus
 from invitations.domain.model import (
     DailyQuota,
     Invitation,
@@ -88,6 +89,49 @@ daily_quotas = Table(
     Column("used", Integer, nullable=False),
 )
 
+invitation_imports = Table(
+    "invitation_imports",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("inviter_id", Uuid, nullable=True),
+    Column(
+        "status",
+        Enum(
+            ImportStatus,
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        nullable=False,
+    ),
+    Column("total_rows", Integer, nullable=False),
+    Column("processed_rows", Integer, nullable=False),
+    Column("queued", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("quota_day", String(10), nullable=False),
+    Column("ttl_hours", Integer, nullable=False),
+    Column("message", Text, nullable=True),
+    Column("notify_inviter", Boolean, nullable=False),
+    Column("filename", String(255), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_invitation_imports_status_created", "status", "created_at"),
+)
+
+invitation_import_rows = Table(
+    "invitation_import_rows",
+    metadata,
+    Column("import_id", Uuid, primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("given", String(1000), nullable=False),
+    Column("name", String(1000), nullable=True),
+    Column("roles", JSON, nullable=False),
+    Column("outcome", String(30), nullable=True),
+    Column("email", String(320), nullable=True),
+    Column("invitation_id", Uuid, nullable=True),
+    Column("reason", String(1000), nullable=True),
+)
+
 messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
@@ -100,4 +144,6 @@ def map_domain() -> None:
         (Member, members),
         (DailyQuota, daily_quotas),
         (InviterSettings, inviter_settings),
+        (ImportJob, invitation_imports),
+        (ImportedRow, invitation_import_rows),
     )

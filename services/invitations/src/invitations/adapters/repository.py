@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +10,14 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from invitations.adapters.orm import daily_quotas, invitations, members
+from invitations.adapters.orm import (
+    daily_quotas,
+    invitation_import_rows,
+    invitation_imports,
+    invitations,
+    members,
+)
+from invitations.domain.imports import ImportedRow, ImportJob, ImportStatus
 from invitations.domain.model import (
     OPEN_STATUSES,
     DailyQuota,
@@ -21,6 +28,7 @@ from invitations.domain.model import (
     email_key,
 )
 from invitations.service_layer.unit_of_work import (
+    ImportRepository,
     InvitationPage,
     InvitationQuery,
     InvitationRepository,
@@ -143,6 +151,55 @@ class SqlAlchemyInviterSettingsRepository(InviterSettingsRepository):
 
     async def get(self, user_id: uuid.UUID) -> InviterSettings | None:
         return await self._session.get(InviterSettings, user_id)
+
+
+class SqlAlchemyImportRepository(ImportRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, job: ImportJob) -> None:
+        self._session.add(job)
+
+    def add_rows(self, rows: Sequence[ImportedRow]) -> None:
+        self._session.add_all(rows)
+
+    async def get(self, import_id: uuid.UUID) -> ImportJob | None:
+        return await self._session.get(ImportJob, import_id)
+
+    async def next_unfinished(self) -> ImportJob | None:
+        query = (
+            select(ImportJob)
+            .where(invitation_imports.c.status != ImportStatus.DONE.value)
+            .order_by(invitation_imports.c.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self._session.scalars(query)).first()
+
+    async def unsettled_rows(self, import_id: uuid.UUID, limit: int) -> list[ImportedRow]:
+        rows = invitation_import_rows.c
+        query = (
+            select(ImportedRow)
+            .where(rows.import_id == import_id, rows.outcome.is_(None))
+            .order_by(rows.number)
+            .limit(limit)
+        )
+        return list(await self._session.scalars(query))
+
+    async def rows(self, import_id: uuid.UUID) -> list[ImportedRow]:
+        rows = invitation_import_rows.c
+        query = select(ImportedRow).where(rows.import_id == import_id).order_by(rows.number)
+        return list(await self._session.scalars(query))
+
+    async def outcome_counts(self, import_id: uuid.UUID) -> dict[str, int]:
+        rows = invitation_import_rows.c
+        query = (
+            select(rows.outcome, func.count())
+            .where(rows.import_id == import_id, rows.outcome.is_not(None))
+            .group_by(rows.outcome)
+        )
+        counts = (await self._session.execute(query)).all()
+        return {outcome: count for outcome, count in counts if outcome is not None}
 
 
 class SqlAlchemyQuotaRepository(QuotaRepository):

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Self
 
 from invitations.adapters.repository import (
+    SqlAlchemyImportRepository,
     SqlAlchemyInvitationRepository,
     SqlAlchemyInviterSettingsRepository,
     SqlAlchemyMemberRepository,
@@ -19,4 +20,5 @@ class SqlAlchemyInvitationsUnitOfWork(SqlAlchemyUnitOfWork, InvitationsUnitOfWor
         self.members = SqlAlchemyMemberRepository(self.session)
         self.quotas = SqlAlchemyQuotaRepository(self.session)
         self.inviter_settings = SqlAlchemyInviterSettingsRepository(self.session)
+        self.imports = SqlAlchemyImportRepository(self.session)
         return self

@@ -86,9 +86,14 @@ class InviteRequest(BaseModel):
     @field_validator("message")
     @classmethod
     def _plain_text(cls, value: str | None) -> str | None:
-        if value is not None and _CONTROL_EXCEPT_LINES.search(value):
-            raise ValueError("must be plain text: no control characters other than line breaks")
-        return value.strip() or None if value is not None else None
+        return plain_text_message(value)
+
+
+def plain_text_message(value: str | None) -> str | None:
+    """A message for the email: plain text, blank meaning none."""
+    if value is not None and _CONTROL_EXCEPT_LINES.search(value):
+        raise ValueError("must be plain text: no control characters other than line breaks")
+    return value.strip() or None if value is not None else None
 
 
 class InviteResultOut(BaseModel):
@@ -178,7 +183,7 @@ async def create_invitations(
         inviter_is_admin=admin.is_admin,
         notify_inviter=body.notify_inviter,
     )
-    try:
+    with refusals():
         results = await services.invite(
             context.uow(),
             command,
@@ -186,18 +191,6 @@ async def create_invitations(
             minter=context.minter,
             now=datetime.now(UTC),
         )
-    except TooManyAddresses as error:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(error)) from None
-    except (InvalidExpiry, InvalidRoles) as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    except RoleNotAllowed as error:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from None
-    except DailyLimitReached as error:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            str(error),
-            headers={"Retry-After": str(error.retry_after_seconds)},
-        ) from None
     count_invite_results(results)  # invite() has committed: these results stand
     report = services.smtp_report(context.mailer_status.snapshot())
     return InviteResponse(
@@ -285,7 +278,7 @@ async def change_invitation(
     invitation_id: uuid.UUID, body: InvitationChanges, context: Context, admin: AdminPrincipal
 ) -> InvitationOut:
     """Only its inviter may change whether they are told of its acceptance."""
-    with _translated_errors():
+    with translated_errors():
         invitation = await services.change_acceptance_notice(
             context.uow(), invitation_id, notify_inviter=body.notify_inviter, actor_id=admin.user_id
         )
@@ -294,7 +287,7 @@ async def change_invitation(
 
 @router.get("/{invitation_id}", responses={404: {"description": "No such invitation"}})
 async def get_invitation(invitation_id: uuid.UUID, context: Context) -> InvitationOut:
-    with _translated_errors():
+    with translated_errors():
         invitation = await services.get_invitation(context.uow(), invitation_id)
     return InvitationOut.of(invitation, datetime.now(UTC))
 
@@ -310,7 +303,7 @@ async def get_invitation(invitation_id: uuid.UUID, context: Context) -> Invitati
 async def resend_invitation(invitation_id: uuid.UUID, context: Context) -> ResendResponse:
     """Same link and expiry while unexpired; an expired invitation gets a new link and expiry."""
     now = datetime.now(UTC)
-    with _translated_errors():
+    with translated_errors():
         invitation = await services.resend(
             context.uow(),
             invitation_id,
@@ -336,13 +329,32 @@ async def resend_invitation(invitation_id: uuid.UUID, context: Context) -> Resen
 async def revoke_invitation(invitation_id: uuid.UUID, context: Context) -> InvitationOut:
     """The link stops working at once. Revoking twice is harmless."""
     now = datetime.now(UTC)
-    with _translated_errors():
+    with translated_errors():
         invitation = await services.revoke(context.uow(), invitation_id, now=now)
     return InvitationOut.of(invitation, now)
 
 
 @contextmanager
-def _translated_errors() -> Iterator[None]:
+def refusals() -> Iterator[None]:
+    """Why a whole invitation request (addresses or a file) was refused, nothing created."""
+    try:
+        yield
+    except TooManyAddresses as error:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(error)) from None
+    except (InvalidExpiry, InvalidRoles) as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    except RoleNotAllowed as error:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from None
+    except DailyLimitReached as error:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            str(error),
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        ) from None
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
     try:
         yield
     except NotFound as error:

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from invitations.domain.addresses import AddressProblem, ParsedAddress, parse_addresses
+from invitations.domain.imports import MAX_IMPORT_ROWS
 from invitations.domain.model import (
     DEFAULT_ROLES,
+    DailyQuota,
     Invitation,
     InvitationStatus,
     Inviter,
@@ -58,6 +60,7 @@ class InvitePolicy:
     max_addresses_per_request: int
     max_invitations_per_day: int
     reminders: ReminderRule = field(default_factory=ReminderRule)
+    max_addresses_per_import: int = MAX_IMPORT_ROWS  # rows of one CSV file
 
 
 class InviteOutcome(StrEnum):
@@ -120,7 +123,7 @@ async def invite(
     now: datetime,
 ) -> list[InviteResult]:
     """One result per distinct address, in input order; invitations only for the ones queued."""
-    ttl_hours = _ttl(command.expires_in_hours, policy)
+    ttl_hours = ttl_hours_for(command.expires_in_hours, policy)
     roles = invitation_roles(command.roles, inviter_is_admin=command.inviter_is_admin)
     addresses = parse_addresses(command.emails)
     if len(addresses) > policy.max_addresses_per_request:
@@ -129,18 +132,12 @@ async def invite(
             f"the limit is {policy.max_addresses_per_request}"
         )
     async with uow:
-        quota = await uow.quotas.lock_day(_day(now))  # first: serialises concurrent invitations
-        results = await _triage(uow, addresses, now)
-        queued = [r for r in results if r.outcome is InviteOutcome.QUEUED]
-        if not quota.take(len(queued), limit=policy.max_invitations_per_day):
-            raise DailyLimitReached(
-                f"the workspace may send {policy.max_invitations_per_day} invitations a day; "
-                f"{quota.used} already went out today and this request has {len(queued)}",
-                retry_after_seconds=_seconds_to_next_day(now),
-            )
-        inviter = await _inviter(uow, command.inviter_id)
+        quota = await uow.quotas.lock_day(utc_day(now))  # first: serialises concurrent invitations
+        results = await triage(uow, addresses, now)
+        take_from_quota(quota, sum(r.outcome is InviteOutcome.QUEUED for r in results), policy, now)
+        inviter = await inviter_of(uow, command.inviter_id)
         results = [
-            _issue(
+            issue_invitation(
                 uow,
                 result,
                 now=now,
@@ -160,7 +157,17 @@ async def invite(
     return results
 
 
-async def _triage(
+def take_from_quota(quota: DailyQuota, count: int, policy: InvitePolicy, now: datetime) -> None:
+    """Count ``count`` more invitations against the day, or refuse them all."""
+    if not quota.take(count, limit=policy.max_invitations_per_day):
+        raise DailyLimitReached(
+            f"the workspace may send {policy.max_invitations_per_day} invitations a day; "
+            f"{quota.used} already went out today and this request has {count}",
+            retry_after_seconds=seconds_to_next_day(now),
+        )
+
+
+async def triage(
     uow: InvitationsUnitOfWork, addresses: list[ParsedAddress], now: datetime
 ) -> list[InviteResult]:
     keys = [a.key for a in addresses if a.key and a.problem is None]
@@ -168,10 +175,10 @@ async def _triage(
     invited = {
         invitation.email_key: invitation for invitation in await uow.invitations.open_for(keys, now)
     }
-    return [_triage_one(address, members, invited) for address in addresses]
+    return [triage_one(address, members, invited) for address in addresses]
 
 
-def _triage_one(
+def triage_one(
     address: ParsedAddress, members: dict[str, Member], invited: dict[str, Invitation]
 ) -> InviteResult:
     if address.problem is AddressProblem.INVALID or address.key is None:
@@ -199,7 +206,7 @@ def _triage_one(
     return InviteResult(address.given, InviteOutcome.QUEUED, address.email)
 
 
-def _issue(
+def issue_invitation(
     uow: InvitationsUnitOfWork,
     result: InviteResult,
     *,
@@ -258,14 +265,14 @@ def _requested(
     )
 
 
-async def _inviter(uow: InvitationsUnitOfWork, inviter_id: uuid.UUID | None) -> Inviter | None:
+async def inviter_of(uow: InvitationsUnitOfWork, inviter_id: uuid.UUID | None) -> Inviter | None:
     if inviter_id is None:
         return None
     member = await uow.members.get(inviter_id)
     return Inviter(user_id=inviter_id, name=member.name if member else None)
 
 
-def _ttl(requested: int | None, policy: InvitePolicy) -> int:
+def ttl_hours_for(requested: int | None, policy: InvitePolicy) -> int:
     hours = policy.default_ttl_hours if requested is None else requested
     if not policy.min_ttl_hours <= hours <= policy.max_ttl_hours:
         raise InvalidExpiry(
@@ -274,11 +281,11 @@ def _ttl(requested: int | None, policy: InvitePolicy) -> int:
     return hours
 
 
-def _day(now: datetime) -> str:
+def utc_day(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def _seconds_to_next_day(now: datetime) -> int:
+def seconds_to_next_day(now: datetime) -> int:
     utc = now.astimezone(UTC)
     tomorrow = (utc + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(1, int((tomorrow - utc).total_seconds()))

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from invitations.domain.imports import ImportedRow, ImportJob
 from invitations.domain.model import (
     DailyQuota,
     Invitation,
@@ -79,6 +80,32 @@ class InviterSettingsRepository(abc.ABC):
         """None for an inviter who never changed their settings (the defaults apply)."""
 
 
+class ImportRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, job: ImportJob) -> None: ...
+
+    @abc.abstractmethod
+    def add_rows(self, rows: Sequence[ImportedRow]) -> None: ...
+
+    @abc.abstractmethod
+    async def get(self, import_id: uuid.UUID) -> ImportJob | None: ...
+
+    @abc.abstractmethod
+    async def next_unfinished(self) -> ImportJob | None:
+        """The oldest import not done, locked until the unit of work ends; one another
+        replica holds is skipped."""
+
+    @abc.abstractmethod
+    async def unsettled_rows(self, import_id: uuid.UUID, limit: int) -> list[ImportedRow]:
+        """Rows not worked through yet, in file order."""
+
+    @abc.abstractmethod
+    async def rows(self, import_id: uuid.UUID) -> list[ImportedRow]: ...
+
+    @abc.abstractmethod
+    async def outcome_counts(self, import_id: uuid.UUID) -> dict[str, int]: ...
+
+
 class QuotaRepository(abc.ABC):
     @abc.abstractmethod
     async def lock_day(self, day: str) -> DailyQuota:
@@ -91,3 +118,4 @@ class InvitationsUnitOfWork(AbstractUnitOfWork):
     members: MemberRepository
     quotas: QuotaRepository
     inviter_settings: InviterSettingsRepository
+    imports: ImportRepository
