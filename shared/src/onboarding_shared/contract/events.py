@@ -131,6 +131,37 @@ class AcceptanceEmailRequested(EventData):
     accepted_at: AwareDatetime
 
 
+class InviteLinkIssued(EventData):
+    """A reusable invite link was created, or regenerated (a new URL; the old one stops
+    working). The public fact only: the token's hash, never the link. Whoever follows the link
+    may create an account, within its expiry, its number of uses and its email domain."""
+
+    spec = EventSpec("InviteLinkIssued", "invite_link.issued", 1, producer="invitations")
+
+    link_id: uuid.UUID
+    token_hash: str = Field(
+        max_length=128, description="SHA-256 of the link's token, hex; replaces any earlier one."
+    )
+    expires_at: AwareDatetime | None = Field(description="None: the link never expires.")
+    max_uses: int = Field(ge=1, description="Accounts the link may create, in all.")
+    allowed_domain: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Only addresses at this domain may join (checked again at account creation).",
+    )
+    roles: list[Role] = Field(default_factory=default_roles, min_length=1, max_length=len(ROLES))
+    issued_at: AwareDatetime
+
+
+class InviteLinkRevoked(EventData):
+    """A reusable invite link was revoked: it creates no more accounts."""
+
+    spec = EventSpec("InviteLinkRevoked", "invite_link.revoked", 1, producer="invitations")
+
+    link_id: uuid.UUID
+    revoked_at: AwareDatetime
+
+
 class EmailSent(EventData):
     """The mailer handed an email to the SMTP server."""
 
@@ -201,6 +232,9 @@ class UserCreated(_UserSnapshot):
 
     invitation_id: uuid.UUID | None = Field(
         default=None, description="Set when the account came from accepting an invitation."
+    )
+    invite_link_id: uuid.UUID | None = Field(
+        default=None, description="Set when the account came from a reusable invite link."
     )
 
 
@@ -325,6 +359,8 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     InvitationRevoked,
     InvitationAccepted,
     AcceptanceEmailRequested,
+    InviteLinkIssued,
+    InviteLinkRevoked,
     EmailSent,
     EmailDeferred,
     EmailFailed,

@@ -35,6 +35,8 @@ from onboarding_shared.contract import (
     InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
+    InviteLinkIssued,
+    InviteLinkRevoked,
     UserActivated,
     UserCreated,
     UserLoggedIn,
@@ -67,7 +69,9 @@ class QueueDefinition:
 USERS_ACTIVATIONS = QueueDefinition("users", "users.activations", (UserActivated,))
 # The invitations whose links the join page accepts.
 USERS_INVITATIONS = QueueDefinition(
-    "users", "users.invitations", (InvitationIssued, InvitationRevoked)
+    "users",
+    "users.invitations",
+    (InvitationIssued, InvitationRevoked, InviteLinkIssued, InviteLinkRevoked),
 )
 INVITATIONS_EMAIL_OUTCOMES = QueueDefinition(
     "invitations", "invitations.email-outcomes", (EmailSent, EmailDeferred, EmailFailed)
