@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from invitations.adapters import orm
 from invitations.adapters.unit_of_work import SqlAlchemyInvitationsUnitOfWork
 from invitations.domain.model import ReminderRule, TokenMinter
-from invitations.entrypoints import http, imports_http, jobs, subscribers
+from invitations.entrypoints import http, imports_http, jobs, links_http, subscribers
 from invitations.entrypoints.metrics import status_gauge_refresher
 from invitations.service_layer.services import InvitePolicy
 from invitations.settings import InvitationsSettings
@@ -26,6 +26,8 @@ from onboarding_shared.contract import (
     InvitationIssued,
     InvitationRequested,
     InvitationRevoked,
+    InviteLinkIssued,
+    InviteLinkRevoked,
     MailerStatus,
     UserCreated,
     UserUpdated,
@@ -44,6 +46,8 @@ EVENTS = ServiceEvents(
         InvitationRevoked,
         InvitationAccepted,
         AcceptanceEmailRequested,
+        InviteLinkIssued,
+        InviteLinkRevoked,
         EventRejected,
     ),
     receives=(EmailSent, EmailDeferred, EmailFailed, UserCreated, UserUpdated, MailerStatus),
@@ -73,6 +77,7 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
             max_addresses_per_request=settings.max_addresses_per_request,
             max_invitations_per_day=settings.max_invitations_per_day,
             max_addresses_per_import=settings.max_rows_per_import,
+            links_may_never_expire=settings.invite_links_may_never_expire,
             reminders=ReminderRule(
                 before=timedelta(hours=settings.invitation_reminder_hours_before_expiry) or None,
                 min_validity=timedelta(hours=settings.invitation_reminder_min_validity_hours),
@@ -105,7 +110,10 @@ def create_app(settings: InvitationsSettings) -> FastAPI:
         )
     )
     app = create_http_app(
-        runtime, [imports_http.router, http.router], title="Onboarding: invitations", events=EVENTS
+        runtime,
+        [imports_http.router, links_http.router, http.router],
+        title="Onboarding: invitations",
+        events=EVENTS,
     )
     app.state.context = context
     return app

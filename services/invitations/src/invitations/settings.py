@@ -31,6 +31,9 @@ class InvitationsSettings(ServiceSettings, TokenVerificationSettings):
     reminder_check_seconds: float = Field(
         default=60, gt=0, le=3600, description="How often due reminders are looked for."
     )
+    invite_links_may_never_expire: bool = Field(
+        default=True, description="Whether an admin may create a reusable link without expiry."
+    )
     max_rows_per_import: int = Field(
         default=5000, ge=1, le=5000, description="Rows of one CSV file of addresses."
     )

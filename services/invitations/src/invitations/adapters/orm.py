@@ -6,6 +6,7 @@ from sqlalchemy import JSON, Boolean, Column, Enum, Index, Integer, String, Tabl
 from sqlalchemy.orm import registry
 
 from invitations.domain.imports import ImportedRow, ImportJob, ImportStatus
+from invitations.domain.links import InviteLink
 from invitations.domain.model import (
     DailyQuota,
     Invitation,
@@ -132,6 +133,25 @@ invitation_import_rows = Table(
     Column("reason", String(1000), nullable=True),
 )
 
+invite_links = Table(
+    "invite_links",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("token_salt", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("max_uses", Integer, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("allowed_domain", String(253), nullable=True),
+    Column("roles", JSON, nullable=False),
+    Column("created_by", Uuid, nullable=True),
+    Column("creator_name", String(200), nullable=True),
+    Column("uses", Integer, nullable=False),
+    Column("regenerated_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Index("ix_invite_links_created", "created_at"),
+)
+
 messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
@@ -146,4 +166,5 @@ def map_domain() -> None:
         (InviterSettings, inviter_settings),
         (ImportJob, invitation_imports),
         (ImportedRow, invitation_import_rows),
+        (InviteLink, invite_links),
     )

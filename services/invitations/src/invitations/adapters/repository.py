@@ -15,9 +15,11 @@ from invitations.adapters.orm import (
     invitation_import_rows,
     invitation_imports,
     invitations,
+    invite_links,
     members,
 )
 from invitations.domain.imports import ImportedRow, ImportJob, ImportStatus
+from invitations.domain.links import InviteLink
 from invitations.domain.model import (
     OPEN_STATUSES,
     DailyQuota,
@@ -33,6 +35,7 @@ from invitations.service_layer.unit_of_work import (
     InvitationQuery,
     InvitationRepository,
     InviterSettingsRepository,
+    LinkRepository,
     MemberRepository,
     QuotaRepository,
 )
@@ -200,6 +203,21 @@ class SqlAlchemyImportRepository(ImportRepository):
         )
         counts = (await self._session.execute(query)).all()
         return {outcome: count for outcome, count in counts if outcome is not None}
+
+
+class SqlAlchemyLinkRepository(LinkRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, link: InviteLink) -> None:
+        self._session.add(link)
+
+    async def get(self, link_id: uuid.UUID) -> InviteLink | None:
+        return await self._session.get(InviteLink, link_id)
+
+    async def newest_first(self, limit: int) -> list[InviteLink]:
+        query = select(InviteLink).order_by(invite_links.c.created_at.desc()).limit(limit)
+        return list(await self._session.scalars(query))
 
 
 class SqlAlchemyQuotaRepository(QuotaRepository):

@@ -6,6 +6,7 @@ from invitations.adapters.repository import (
     SqlAlchemyImportRepository,
     SqlAlchemyInvitationRepository,
     SqlAlchemyInviterSettingsRepository,
+    SqlAlchemyLinkRepository,
     SqlAlchemyMemberRepository,
     SqlAlchemyQuotaRepository,
 )
@@ -21,4 +22,5 @@ class SqlAlchemyInvitationsUnitOfWork(SqlAlchemyUnitOfWork, InvitationsUnitOfWor
         self.quotas = SqlAlchemyQuotaRepository(self.session)
         self.inviter_settings = SqlAlchemyInviterSettingsRepository(self.session)
         self.imports = SqlAlchemyImportRepository(self.session)
+        self.links = SqlAlchemyLinkRepository(self.session)
         return self

@@ -61,6 +61,7 @@ class InvitePolicy:
     max_invitations_per_day: int
     reminders: ReminderRule = field(default_factory=ReminderRule)
     max_addresses_per_import: int = MAX_IMPORT_ROWS  # rows of one CSV file
+    links_may_never_expire: bool = True
 
 
 class InviteOutcome(StrEnum):
@@ -438,6 +439,7 @@ async def record_member(
         await _upsert_member(uow, data, at=event.occurred_at)
         if isinstance(data, UserCreated):
             await _close_invitations_of(uow, data, now=event.occurred_at, policy=policy)
+            await _count_link_use(uow, data)
         await uow.commit()
 
 
@@ -469,6 +471,12 @@ async def _close_invitations_of(
     for invitation in await uow.invitations.open_for([email_key(data.email)], now):
         if invitation.id != data.invitation_id and invitation.revoke(now=now):
             uow.emit(_revoked(invitation, now))
+
+
+async def _count_link_use(uow: InvitationsUnitOfWork, data: UserCreated) -> None:
+    """The users service enforces a link's cap; this count is what the admins see."""
+    if data.invite_link_id is not None and (link := await uow.links.get(data.invite_link_id)):
+        link.record_use()
 
 
 async def _announce_acceptance(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from invitations.domain.imports import ImportedRow, ImportJob
+from invitations.domain.links import InviteLink
 from invitations.domain.model import (
     DailyQuota,
     Invitation,
@@ -106,6 +107,17 @@ class ImportRepository(abc.ABC):
     async def outcome_counts(self, import_id: uuid.UUID) -> dict[str, int]: ...
 
 
+class LinkRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, link: InviteLink) -> None: ...
+
+    @abc.abstractmethod
+    async def get(self, link_id: uuid.UUID) -> InviteLink | None: ...
+
+    @abc.abstractmethod
+    async def newest_first(self, limit: int) -> list[InviteLink]: ...
+
+
 class QuotaRepository(abc.ABC):
     @abc.abstractmethod
     async def lock_day(self, day: str) -> DailyQuota:
@@ -119,3 +131,4 @@ class InvitationsUnitOfWork(AbstractUnitOfWork):
     quotas: QuotaRepository
     inviter_settings: InviterSettingsRepository
     imports: ImportRepository
+    links: LinkRepository
