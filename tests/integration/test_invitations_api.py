@@ -427,6 +427,10 @@ async def test_an_accepted_invitation_is_announced_and_its_inviter_emailed_unles
     }
     [request] = probe.events("invitation.acceptance_email_requested.v1")
     assert request["data"]["invitation_id"] == ada_id  # eve's inviter opted out for hers
+    # Events name the account whose request caused them; none when an event did.
+    issued = {e["data"]["invitation_id"]: e for e in probe.events("invitation.issued.v1")}
+    assert issued[ada_id]["actor_id"] == str(boss_id)
+    assert {e["actor_id"] for e in accepted} == {None}
     # The acceptance email's outcome is not announced: the email events' kinds are closed.
     assert all(e["data"]["kind"] == "invitation" for e in probe.events("email.sent.v1"))
 

@@ -57,6 +57,7 @@ def test_the_envelope_carries_every_required_field() -> None:
         "occurred_at",
         "producer",
         "correlation_id",
+        "actor_id",  # null: nobody's request caused it
         "data",
     }
     assert wire["event_type"] == "InvitationRequested"

@@ -26,6 +26,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
+from onboarding_shared.correlation import use_actor
+
 ADMIN_ROLE = "admin"
 DEFAULT_ISSUER = "onboarding-users"
 DEFAULT_AUDIENCE = "onboarding"
@@ -184,12 +186,19 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """401 without a valid bearer token or session cookie; 403 for a change asked with the
-    cookie but without its CSRF token."""
+    cookie but without its CSRF token. The events the request causes name the principal
+    (async, so that it runs in the request's own context rather than a worker thread's)."""
+    principal = _authenticated(request, credentials)
+    use_actor(principal.user_id)
+    return principal
+
+
+def _authenticated(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is not None:
         return _verified(request, credentials.credentials)
     cookie = request.cookies.get(SESSION_COOKIE)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from onboarding_shared.correlation import current_correlation_id
+from onboarding_shared.correlation import current_actor, current_correlation_id
 
 
 class EventData(BaseModel):
@@ -77,6 +77,11 @@ class Envelope(BaseModel, Generic[DataT]):
         description="Id of the request or event that started the chain; carried along it.",
         max_length=200,
     )
+    actor_id: uuid.UUID | None = Field(
+        default=None,
+        description="The account whose request caused it (an admin's action, say); absent when "
+        "the system did it, or a person with no account yet (joining).",
+    )
     data: DataT
 
     @property
@@ -99,6 +104,7 @@ def new_event(data: DataT, *, producer: str, correlation_id: str | None = None) 
         occurred_at=datetime.now(UTC),
         producer=producer,
         correlation_id=correlation_id or current_correlation_id() or str(uuid.uuid4()),
+        actor_id=current_actor(),
         data=data,
     )
     return created
