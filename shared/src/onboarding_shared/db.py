@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import context
 from sqlalchemy import DateTime, MetaData, Table, event, pool, text
-from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.orm import registry
@@ -76,7 +76,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # on the lock is SQLite's busy handler, sleeping in a thread in steps of up to 100 ms
         # (measured: 16 concurrent consumers spent more time there than working).
         one_connection: dict[str, Any] = (
-            {} if _in_memory(url) else {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
+            {} if is_in_memory(url) else {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
         )
         engine = create_async_engine(url, connect_args={"timeout": 30}, **one_connection)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
@@ -88,10 +88,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
-def _in_memory(url: str) -> bool:
+def is_in_memory(url: str | URL) -> bool:
     """An in-memory database lives in its one connection: SQLAlchemy pools it apart."""
     database = make_url(url).database
-    return database in (None, "", ":memory:") or "mode=memory" in url
+    return database in (None, "", ":memory:") or "mode=memory" in str(url)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

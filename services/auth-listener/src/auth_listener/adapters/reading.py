@@ -32,6 +32,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from onboarding_shared.db import is_in_memory
+
 # The reader sends one statement at a time (SqlAlchemyAccountReader); one spare.
 SQLITE_READERS = 2
 
@@ -41,7 +43,7 @@ def reading_engine(engine: AsyncEngine) -> AsyncEngine:
     of it at shutdown (a no-op for the PostgreSQL one, which shares the service's pool)."""
     if engine.dialect.name != "sqlite":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
-    if engine.url.database in (None, "", ":memory:") or "mode=memory" in str(engine.url):
+    if is_in_memory(engine.url):
         return engine  # lives in the service's own connection: read there, under its lock
     readers = create_async_engine(
         engine.url,
