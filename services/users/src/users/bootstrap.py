@@ -12,6 +12,8 @@ from onboarding_shared.contract import (
     EventRejected,
     InvitationIssued,
     InvitationRevoked,
+    InviteLinkIssued,
+    InviteLinkRevoked,
     MailerStatus,
     UserActivated,
     UserCreated,
@@ -42,7 +44,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS = ServiceEvents(
     SERVICE,
     sends=(UserCreated, UserUpdated, UserLoggedIn, WelcomeEmailRequested, EventRejected),
-    receives=(UserActivated, MailerStatus, InvitationIssued, InvitationRevoked),
+    receives=(
+        UserActivated,
+        MailerStatus,
+        InvitationIssued,
+        InvitationRevoked,
+        InviteLinkIssued,
+        InviteLinkRevoked,
+    ),
     description="Accounts: created by admins or by joining, logins, activation.",
 )
 

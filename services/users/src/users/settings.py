@@ -64,6 +64,13 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings):
         le=100_000,
         description="Unknown join links one client address may try within the login window.",
     )
+    max_link_joins_per_address: int = Field(
+        default=5,
+        ge=1,
+        le=100_000,
+        description="Accounts one client address may create through invite links within the "
+        "login window; past it, the address waits out the lockout.",
+    )
 
     avatar_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
     # Checked on the image's header before decoding. A decode costs up to ~11 bytes a pixel
@@ -126,6 +133,7 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings):
             max_failures_per_account=self.login_max_failures_per_account,
             max_failures_per_address=self.login_max_failures_per_address,
             max_join_failures_per_address=self.join_max_failures_per_address,
+            max_link_joins_per_address=self.max_link_joins_per_address,
             window=timedelta(seconds=self.login_failure_window_seconds),
             lockout=timedelta(seconds=self.login_lockout_seconds),
         )

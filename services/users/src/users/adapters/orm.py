@@ -26,6 +26,7 @@ from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
 from users.domain.invitations import GrantState, InvitationGrant
+from users.domain.invite_links import InviteLinkGrant, LinkGrantState
 from users.domain.model import User, UserStatus
 from users.domain.throttling import LoginThrottle
 
@@ -123,6 +124,31 @@ invitation_grants = Table(
     Column("roles", JsonTuple, nullable=False),
 )
 
+# What the users service knows of reusable invite links (from InviteLinkIssued / Revoked).
+invite_link_grants = Table(
+    "invite_link_grants",
+    metadata,
+    Column("link_id", Uuid, primary_key=True),
+    Column(
+        "state",
+        Enum(
+            LinkGrantState,
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        nullable=False,
+    ),
+    # Unknown (NULL) while only a revocation has arrived.
+    Column("token_hash", String(128), nullable=True, unique=True),
+    Column("issued_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("max_uses", Integer, nullable=False),
+    Column("uses", Integer, nullable=False),
+    Column("allowed_domain", String(253), nullable=True),
+    Column("roles", JsonTuple, nullable=False),
+)
+
 messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
@@ -134,4 +160,5 @@ def map_domain() -> None:
         (User, users),
         (LoginThrottle, login_throttles),
         (InvitationGrant, invitation_grants),
+        (InviteLinkGrant, invite_link_grants),
     )

@@ -8,15 +8,23 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from users.adapters.orm import avatars, invitation_grants, login_throttles, users
+from users.adapters.orm import (
+    avatars,
+    invitation_grants,
+    invite_link_grants,
+    login_throttles,
+    users,
+)
 from users.domain import rules
 from users.domain.avatars import Avatar
 from users.domain.invitations import InvitationGrant
+from users.domain.invite_links import InviteLinkGrant
 from users.domain.model import User, UserStatus
 from users.domain.throttling import LoginThrottle
 from users.service_layer.unit_of_work import (
     AvatarRepository,
     InvitationGrantRepository,
+    InviteLinkGrantRepository,
     ThrottleRepository,
     UserPage,
     UserRepository,
@@ -194,5 +202,31 @@ class SqlAlchemyInvitationGrantRepository(InvitationGrantRepository):
     ) -> InvitationGrant | None:
         query = select(InvitationGrant).where(invitation_grants.c.token_hash == token_hash)
         if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return (await self._session.scalars(query)).first()
+
+
+class SqlAlchemyInviteLinkGrantRepository(InviteLinkGrantRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, grant: InviteLinkGrant) -> None:
+        self._session.add(grant)
+
+    async def get(self, link_id: uuid.UUID) -> InviteLinkGrant | None:
+        query = (
+            select(InviteLinkGrant)
+            .where(invite_link_grants.c.link_id == link_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.scalars(query)).first()
+
+    async def find_by_token_hash(
+        self, token_hash: str, *, for_update: bool = False
+    ) -> InviteLinkGrant | None:
+        query = select(InviteLinkGrant).where(invite_link_grants.c.token_hash == token_hash)
+        if for_update:
+            # populate_existing: the uses counted by whoever held the lock before us.
             query = query.with_for_update().execution_options(populate_existing=True)
         return (await self._session.scalars(query)).first()

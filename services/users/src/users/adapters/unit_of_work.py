@@ -8,6 +8,7 @@ from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
 from users.adapters.repository import (
     SqlAlchemyAvatarRepository,
     SqlAlchemyInvitationGrantRepository,
+    SqlAlchemyInviteLinkGrantRepository,
     SqlAlchemyThrottleRepository,
     SqlAlchemyUserRepository,
 )
@@ -24,6 +25,7 @@ class SqlAlchemyUsersUnitOfWork(SqlAlchemyUnitOfWork, UsersUnitOfWork):
         self.throttles = SqlAlchemyThrottleRepository(self.session)
         self.avatars = SqlAlchemyAvatarRepository(self.session)
         self.grants = SqlAlchemyInvitationGrantRepository(self.session)
+        self.links = SqlAlchemyInviteLinkGrantRepository(self.session)
         return self
 
     async def commit(self) -> None:

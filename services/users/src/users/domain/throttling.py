@@ -20,6 +20,8 @@ class ThrottlePolicy:
     max_failures_per_account: int = 5
     max_failures_per_address: int = 50
     max_join_failures_per_address: int = 20
+    # Accounts one client address may create through invite links in a window.
+    max_link_joins_per_address: int = 5
     window: timedelta = timedelta(minutes=15)
     lockout: timedelta = timedelta(minutes=5)
 
@@ -42,6 +44,13 @@ def join_address_key(address: str) -> str:
     """Failed link lookups (join and set-password) from one client address: guessing links,
     not passwords."""
     return f"join-address:{address}"
+
+
+def link_join_address_key(address: str) -> str:
+    """Accounts created through invite links from one client address (and attempts with an
+    address that has an account already): one client cannot empty a link, nor go through the
+    registered addresses."""
+    return f"link-join-address:{address}"
 
 
 @dataclass(eq=False)

@@ -3,7 +3,10 @@ which browsers never send to a server; the page's script (static/set-password.js
 the API.
 
 The page an invitation's Join Chat link opens (`/join/{token}`): a plain form, no script, that
-posts back to the same address; the same address also takes JSON."""
+posts back to the same address; the same address also takes JSON.
+
+The page a reusable invite link opens (`/join/link/{token}`): the same, asking for the address
+too, since the link names nobody."""
 
 from __future__ import annotations
 
@@ -15,11 +18,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field, ValidationError
 
 from users.domain.invitations import InvitationGrant, LinkProblem
-from users.domain.rules import ADMIN_ROLE, InvalidFields
+from users.domain.invite_links import InviteLinkGrant
+from users.domain.rules import ADMIN_ROLE, MAX_EMAIL_LENGTH, InvalidFields
 from users.entrypoints.http import MAX_SECRET, MAX_TEXT, Strict, UserOut
 from users.entrypoints.templating import SECRET_ADDRESS, render
 from users.service_layer import services
-from users.service_layer.services import JoinForm, JoinRefused, JoinThrottled
+from users.service_layer.services import (
+    JoinForm,
+    JoinRefused,
+    JoinThrottled,
+    LinkJoinForm,
+    LinkJoinsThrottled,
+)
 from users.service_layer.unit_of_work import DuplicateField
 from users.wiring import UsersContext
 
@@ -68,6 +78,35 @@ _REFUSALS: dict[LinkProblem, tuple[int, str, str]] = {
         status.HTTP_409_CONFLICT,
         "This invitation cannot be used",
         "It gives a role this workspace does not have. Ask an admin to invite you again.",
+    ),
+}
+# The same answers for a reusable invite link, in its words.
+_LINK_REFUSALS: dict[LinkProblem, tuple[int, str, str]] = {
+    LinkProblem.UNKNOWN: (
+        status.HTTP_404_NOT_FOUND,
+        "This invite link is not valid",
+        "Check that you opened the whole link; if it was regenerated, ask for the new one.",
+    ),
+    LinkProblem.USED: (
+        status.HTTP_410_GONE,
+        "This invite link has been used up",
+        "It has created all the accounts it may. Ask an admin for a new link; if you already "
+        "have an account, log in.",
+    ),
+    LinkProblem.EXPIRED: (
+        status.HTTP_410_GONE,
+        "This invite link has expired",
+        "Ask an admin for a new link.",
+    ),
+    LinkProblem.REVOKED: (
+        status.HTTP_410_GONE,
+        "This invite link was revoked",
+        "Ask an admin if you still need an account.",
+    ),
+    LinkProblem.UNKNOWN_ROLE: (
+        status.HTTP_409_CONFLICT,
+        "This invite link cannot be used",
+        "It gives a role this workspace does not have. Ask an admin for a new link.",
     ),
 }
 _DUPLICATES = {
@@ -133,14 +172,26 @@ def _client(request: Request) -> str:
 
 
 def _refusal(
-    request: Request, error: JoinRefused | JoinThrottled, *, html: bool, workspace_name: str
+    request: Request,
+    error: JoinRefused | JoinThrottled | LinkJoinsThrottled,
+    *,
+    html: bool,
+    workspace_name: str,
+    refusals: dict[LinkProblem, tuple[int, str, str]] = _REFUSALS,
 ) -> Response:
     if isinstance(error, JoinThrottled):
         code, title = status.HTTP_429_TOO_MANY_REQUESTS, "Too many invalid invitation links"
         text = f"Too many invalid links from your network; try again in {error.retry_after}s."
         headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, LinkJoinsThrottled):
+        code, title = status.HTTP_429_TOO_MANY_REQUESTS, "Too many new accounts"
+        text = (
+            "Too many accounts were made through invite links from your network; try again in "
+            f"{error.retry_after}s."
+        )
+        headers = {"Retry-After": str(error.retry_after)}
     else:
-        code, title, text = _REFUSALS[error.problem]
+        code, title, text = refusals[error.problem]
         headers = {}
     if html:
         return _message_page(request, workspace_name, title, text, code, headers=headers)
@@ -253,6 +304,14 @@ async def _json_of(request: Request) -> JoinForm:
     return JoinForm(name=body.name, username=body.username, password=body.password)
 
 
+def _problems_of(error: InvalidFields | DuplicateField) -> tuple[int, list[str]]:
+    if isinstance(error, DuplicateField):
+        problems = [_DUPLICATES.get(field, f"{field} is already in use") for field in error.fields]
+        return status.HTTP_409_CONFLICT, problems
+    # 422: unprocessable content
+    return 422, [f"{field.capitalize()}: {msg}" for field, msg in error.problems.items()]
+
+
 async def _form_again(
     context: UsersContext,
     token: str,
@@ -262,12 +321,7 @@ async def _form_again(
 ) -> Response:
     """The form once more, with what to fix (never with the password)."""
     settings = context.settings
-    if isinstance(error, DuplicateField):
-        code = status.HTTP_409_CONFLICT
-        problems = [_DUPLICATES.get(field, f"{field} is already in use") for field in error.fields]
-    else:
-        code = 422  # unprocessable content
-        problems = [f"{field.capitalize()}: {msg}" for field, msg in error.problems.items()]
+    code, problems = _problems_of(error)
     try:
         grant = await services.invitation_for_link(
             context.uow(),
@@ -280,6 +334,190 @@ async def _form_again(
         return _refusal(request, refused, html=True, workspace_name=settings.workspace_name)
     values = {"name": form.name, "username": form.username}
     return _join_page(
+        request,
+        settings.workspace_name,
+        grant,
+        settings.password_min_length,
+        code,
+        values=values,
+        problems=problems,
+    )
+
+
+# Joining through a reusable invite link
+
+
+class LinkJoinRequest(Strict):
+    email: str = Field(max_length=MAX_EMAIL_LENGTH)
+    name: str = Field(max_length=MAX_TEXT)
+    username: str = Field(max_length=MAX_TEXT)
+    password: str = Field(max_length=MAX_SECRET)
+
+
+_LinkErrors = JoinRefused | JoinThrottled | LinkJoinsThrottled
+
+
+def _link_refusal(
+    request: Request, error: _LinkErrors, *, html: bool, workspace_name: str
+) -> Response:
+    return _refusal(
+        request, error, html=html, workspace_name=workspace_name, refusals=_LINK_REFUSALS
+    )
+
+
+def _join_link_page(
+    request: Request,
+    workspace_name: str,
+    grant: InviteLinkGrant,
+    min_length: int,
+    code: int = status.HTTP_200_OK,
+    *,
+    values: dict[str, str] | None = None,
+    problems: list[str] | None = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "join_link.html",
+        workspace_name,
+        code,
+        SECRET_ADDRESS,
+        allowed_domain=grant.allowed_domain,
+        as_admin=ADMIN_ROLE in grant.roles,
+        min_length=min_length,
+        values=values or {"email": "", "name": "", "username": ""},
+        problems=problems or [],
+    )
+
+
+async def _link_for(context: UsersContext, token: str, request: Request) -> InviteLinkGrant:
+    return await services.invite_link_for_token(
+        context.uow(),
+        token,
+        address=_client(request),
+        throttling=context.settings.throttling,
+        now=datetime.now(UTC),
+    )
+
+
+@router.get("/join/link/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def join_link_page(token: str, request: Request) -> Response:
+    context: UsersContext = request.app.state.context
+    settings = context.settings
+    try:
+        grant = await _link_for(context, token, request)
+    except (JoinRefused, JoinThrottled, LinkJoinsThrottled) as error:
+        return _link_refusal(request, error, html=True, workspace_name=settings.workspace_name)
+    return _join_link_page(request, settings.workspace_name, grant, settings.password_min_length)
+
+
+@router.post(
+    "/join/link/{token}",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"model": UserOut, "description": "The account (JSON), or a page (form)"},
+        404: {"description": "Unknown link (or one since regenerated)"},
+        409: {
+            "description": "Username or address already in use, or the link gives a role this "
+            "service does not know"
+        },
+        410: {"description": "Used up, expired or revoked link"},
+        422: {"description": "A field breaks a rule, or the address is outside the link's domain"},
+        429: {
+            "description": "Too many unknown links, or too many accounts made through links, "
+            "from this client"
+        },
+    },
+    tags=["joining"],
+)
+async def join_link(token: str, request: Request) -> Response:
+    """Create an account with a reusable invite link: JSON `{"email", "name", "username",
+    "password"}`, or the page's form. The address must be at the link's domain when it has one;
+    the account is pending, not verified, with the link's roles."""
+    context: UsersContext = request.app.state.context
+    settings = context.settings
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    as_form = content_type in _FORM_TYPES
+    form = await _link_form_of(request) if as_form else await _link_json_of(request)
+    try:
+        user = await services.join_by_link(
+            context.uow(),
+            token,
+            form,
+            address=_client(request),
+            policy=context.policy,
+            hasher=context.hasher,
+            throttling=settings.throttling,
+            now=datetime.now(UTC),
+        )
+    except (JoinRefused, JoinThrottled, LinkJoinsThrottled) as error:
+        return _link_refusal(request, error, html=as_form, workspace_name=settings.workspace_name)
+    except (InvalidFields, DuplicateField) as error:
+        if not as_form:
+            raise  # the API's handlers answer 422 / 409 naming the fields
+        return await _link_form_again(context, token, form, error, request)
+    if not as_form:
+        return JSONResponse(
+            UserOut.of(user).model_dump(mode="json"),
+            status_code=status.HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store"},
+        )
+    return _message_page(
+        request,
+        settings.workspace_name,
+        "Your account is ready",
+        f"Your account is ready: sign in as {user.username} with the password you chose.",
+        status.HTTP_201_CREATED,
+        sign_in_url=context.policy.login_url,
+    )
+
+
+async def _link_form_of(request: Request) -> LinkJoinForm:
+    fields = await request.form()
+
+    def text(name: str, limit: int) -> str:
+        value = fields.get(name)
+        return value[:limit] if isinstance(value, str) else ""
+
+    return LinkJoinForm(
+        email=text("email", MAX_EMAIL_LENGTH),
+        name=text("name", MAX_TEXT),
+        username=text("username", MAX_TEXT),
+        password=text("password", MAX_SECRET),
+    )
+
+
+async def _link_json_of(request: Request) -> LinkJoinForm:
+    try:
+        body = LinkJoinRequest.model_validate_json(await request.body())
+    except ValidationError as invalid:
+        # Without the input: it may be the password.
+        raise RequestValidationError(
+            [
+                {"loc": ("body", *error["loc"]), "msg": error["msg"], "type": error["type"]}
+                for error in invalid.errors()
+            ]
+        ) from None
+    return LinkJoinForm(
+        email=body.email, name=body.name, username=body.username, password=body.password
+    )
+
+
+async def _link_form_again(
+    context: UsersContext,
+    token: str,
+    form: LinkJoinForm,
+    error: InvalidFields | DuplicateField,
+    request: Request,
+) -> Response:
+    """The form once more, with what to fix (never with the password)."""
+    settings = context.settings
+    code, problems = _problems_of(error)
+    try:
+        grant = await _link_for(context, token, request)
+    except (JoinRefused, JoinThrottled, LinkJoinsThrottled) as refused:
+        return _link_refusal(request, refused, html=True, workspace_name=settings.workspace_name)
+    values = {"email": form.email, "name": form.name, "username": form.username}
+    return _join_link_page(
         request,
         settings.workspace_name,
         grant,

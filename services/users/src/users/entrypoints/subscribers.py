@@ -8,6 +8,8 @@ from onboarding_shared.contract import (
     Envelope,
     InvitationIssued,
     InvitationRevoked,
+    InviteLinkIssued,
+    InviteLinkRevoked,
     UserActivated,
 )
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
@@ -37,7 +39,8 @@ def consumers(context: UsersContext) -> list[ReliableConsumer]:
 
 
 def _invitations(context: UsersContext) -> ReliableConsumer:
-    """The invitations whose links the join page accepts (only their tokens' hashes)."""
+    """The invitations and reusable invite links whose tokens the join pages accept (only the
+    tokens' hashes)."""
     settings = context.settings
 
     async def on_issued(event: Envelope[InvitationIssued], _delivery: Delivery) -> None:
@@ -46,8 +49,16 @@ def _invitations(context: UsersContext) -> ReliableConsumer:
     async def on_revoked(event: Envelope[InvitationRevoked], _delivery: Delivery) -> None:
         await services.record_revocation(context.uow(), event)
 
+    async def on_link_issued(event: Envelope[InviteLinkIssued], _delivery: Delivery) -> None:
+        await services.record_invite_link(context.uow(), event)
+
+    async def on_link_revoked(event: Envelope[InviteLinkRevoked], _delivery: Delivery) -> None:
+        await services.record_invite_link_revocation(context.uow(), event)
+
     router = EventRouter()
     router.register(InvitationIssued, on_issued)
     router.register(InvitationRevoked, on_revoked)
+    router.register(InviteLinkIssued, on_link_issued)
+    router.register(InviteLinkRevoked, on_link_revoked)
     queue = consumer_queue(settings, USERS_INVITATIONS)
     return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)

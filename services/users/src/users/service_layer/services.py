@@ -16,6 +16,8 @@ from onboarding_shared.contract import (
     Envelope,
     InvitationIssued,
     InvitationRevoked,
+    InviteLinkIssued,
+    InviteLinkRevoked,
     UserActivated,
     UserCreated,
     UserLoggedIn,
@@ -25,6 +27,7 @@ from onboarding_shared.contract import (
 from users.domain import rules
 from users.domain.avatars import Avatar
 from users.domain.invitations import InvitationGrant, LinkProblem
+from users.domain.invite_links import InviteLinkGrant
 from users.domain.model import (
     LastAdmin,
     NewUser,
@@ -41,6 +44,7 @@ from users.domain.throttling import (
     account_key,
     address_key,
     join_address_key,
+    link_join_address_key,
     user_key,
 )
 from users.service_layer.ports import (
@@ -101,6 +105,14 @@ class JoinThrottled(Exception):
         self.retry_after = retry_after
 
 
+class LinkJoinsThrottled(Exception):
+    """Too many accounts created through invite links from this client address."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many accounts through invite links; retry in {retry_after}s")
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class AccountPolicy:
     passwords: PasswordPolicy
@@ -152,6 +164,17 @@ class LoggedIn:
 class JoinForm:
     """What the join page asks for; the address comes from the invitation."""
 
+    name: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class LinkJoinForm:
+    """What the page of a reusable invite link asks for: the link names nobody, so the address
+    too (at the link's domain, when it has one)."""
+
+    email: str
     name: str
     username: str
     password: str
@@ -609,6 +632,166 @@ async def record_revocation(uow: UsersUnitOfWork, event: Envelope[InvitationRevo
         await uow.commit()
 
 
+# Joining through a reusable invite link
+
+
+async def invite_link_for_token(
+    uow: UsersUnitOfWork, token: str, *, address: str, throttling: ThrottlePolicy, now: datetime
+) -> InviteLinkGrant:
+    """The usable link behind a token, or JoinRefused / JoinThrottled / LinkJoinsThrottled.
+    Unknown tokens count against the client address exactly as unknown invitation links do
+    (the same count: guessing either kind of link); an address that has made its share of
+    accounts through links is refused until its lockout ends."""
+    guesses = [(join_address_key(address), throttling.max_join_failures_per_address)]
+    async with uow:
+        try:
+            await _refuse_if_throttled(uow, guesses, now)
+        except LoginThrottled as throttled:
+            raise JoinThrottled(throttled.retry_after) from None
+        await _refuse_if_too_many_link_joins(uow, address, now)
+        grant = await uow.links.find_by_token_hash(hash_link_token(token))
+    if grant is None:
+        await _record_failure(uow, guesses, throttling, now)
+        raise JoinRefused(LinkProblem.UNKNOWN)
+    if (problem := grant.problem(now)) is not None:
+        if problem is LinkProblem.UNKNOWN_ROLE:
+            log.warning(
+                "an invite link gives a role this service does not know",
+                extra={"link_id": str(grant.link_id), "roles": list(grant.roles)},
+            )
+        raise JoinRefused(problem)
+    return grant
+
+
+async def _refuse_if_too_many_link_joins(uow: UsersUnitOfWork, address: str, now: datetime) -> None:
+    throttle = await uow.throttles.get(link_join_address_key(address))
+    if throttle is not None and (wait := throttle.retry_after(now)) is not None:
+        raise LinkJoinsThrottled(wait)
+
+
+async def join_by_link(
+    uow: UsersUnitOfWork,
+    token: str,
+    form: LinkJoinForm,
+    *,
+    address: str,
+    policy: AccountPolicy,
+    hasher: PasswordHasher,
+    throttling: ThrottlePolicy,
+    now: datetime,
+) -> User:
+    """Spend one use of an invite link: a pending account (not verified: a link proves no
+    mailbox) with the link's roles, the use counted, and UserCreated with the link's id, in one
+    commit. The link's row stays locked from the check to the commit (on SQLite the transaction
+    holds the write lock from its start), so concurrent redemptions never exceed the cap, and
+    the address's domain is checked again there, against the link as it is then."""
+    grant = await invite_link_for_token(uow, token, address=address, throttling=throttling, now=now)
+    # Checked before the slow hashing, to answer a mistyped field at once...
+    checked = _account_for_link(grant, form, policy)
+    assert checked.password is not None
+    password_hash = await hasher.hash(checked.password)
+    joins_key = link_join_address_key(address)
+    try:
+        async with uow:
+            locked = await uow.links.find_by_token_hash(hash_link_token(token), for_update=True)
+            if locked is None:
+                raise JoinRefused(LinkProblem.UNKNOWN)  # regenerated meanwhile
+            if (problem := locked.problem(now)) is not None:
+                raise JoinRefused(problem)  # used up or revoked meanwhile
+            # ...and again, domain included, against the locked link: the one that counts.
+            checked = _account_for_link(locked, form, policy)
+            joins = await uow.throttles.lock_or_create(LoginThrottle.fresh(joins_key, now))
+            if (wait := joins.retry_after(now)) is not None:
+                raise LinkJoinsThrottled(wait)
+            await _refuse_duplicates(uow, email=checked.email, username=checked.username)
+            user = User.register(checked, password_hash=password_hash, now=now)
+            uow.users.add(user)
+            locked.use(now)
+            joins.record_failure(
+                now, limit=throttling.max_link_joins_per_address, policy=throttling
+            )
+            uow.emit(_created(user, invite_link_id=locked.link_id))
+            await uow.commit()
+    except DuplicateField as duplicate:
+        if "email" in duplicate.fields:
+            # Counted like an account made: otherwise the form would tell, without limit,
+            # which addresses have an account here.
+            await _record_failure(
+                uow, [(joins_key, throttling.max_link_joins_per_address)], throttling, now
+            )
+        raise
+    log.info(
+        "account created through an invite link",
+        extra={"user_id": str(user.id), "link_id": str(grant.link_id)},
+    )
+    return user
+
+
+def _account_for_link(grant: InviteLinkGrant, form: LinkJoinForm, policy: AccountPolicy) -> NewUser:
+    """The account a usable link makes, checked: the address typed (at the link's domain, if
+    it has one), the link's roles, not verified; InvalidFields naming every problem."""
+    new = NewUser(
+        email=form.email,
+        name=form.name,
+        username=form.username,
+        password=form.password,
+        roles=grant.roles,
+        verified=False,
+    )
+    problems: dict[str, str] = {}
+    checked = new
+    try:
+        checked = new.checked(policy.passwords)
+    except InvalidFields as invalid:
+        problems = dict(invalid.problems)
+    if "email" not in problems:
+        try:
+            grant.check_address(rules.email_address(form.email))
+        except FieldProblem as problem:
+            problems["email"] = str(problem)
+    if problems:
+        raise InvalidFields(problems)
+    return checked
+
+
+async def record_invite_link(uow: UsersUnitOfWork, event: Envelope[InviteLinkIssued]) -> None:
+    """Learn (or renew: a regenerate replaces the token's hash) an invite link."""
+    data = event.data
+    terms: dict[str, Any] = {
+        "token_hash": data.token_hash,
+        "issued_at": data.issued_at,
+        "expires_at": data.expires_at,
+        "max_uses": data.max_uses,
+        "allowed_domain": data.allowed_domain,
+        "roles": data.roles,
+    }
+    async with uow:
+        if not await uow.claim(INVITATIONS_CONSUMER, event.event_id):
+            return
+        grant = await uow.links.get(data.link_id)
+        if grant is None:
+            uow.links.add(InviteLinkGrant.issued(data.link_id, **terms))
+        else:
+            grant.issue_again(**terms)
+        await uow.commit()
+
+
+async def record_invite_link_revocation(
+    uow: UsersUnitOfWork, event: Envelope[InviteLinkRevoked]
+) -> None:
+    """Close the link at once; remember a revocation that overtook its issue."""
+    data = event.data
+    async with uow:
+        if not await uow.claim(INVITATIONS_CONSUMER, event.event_id):
+            return
+        grant = await uow.links.get(data.link_id)
+        if grant is None:
+            uow.links.add(InviteLinkGrant.revoked_early(data.link_id))
+        else:
+            grant.revoke()
+        await uow.commit()
+
+
 # Activation (from the auth-listener)
 
 
@@ -708,8 +891,15 @@ def _snapshot(user: User) -> dict[str, Any]:
     }
 
 
-def _created(user: User, invitation_id: uuid.UUID | None = None) -> UserCreated:
-    return UserCreated(**_snapshot(user), invitation_id=invitation_id)
+def _created(
+    user: User,
+    invitation_id: uuid.UUID | None = None,
+    *,
+    invite_link_id: uuid.UUID | None = None,
+) -> UserCreated:
+    return UserCreated(
+        **_snapshot(user), invitation_id=invitation_id, invite_link_id=invite_link_id
+    )
 
 
 def _updated(user: User, now: datetime) -> UserUpdated:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from onboarding_shared.unit_of_work import AbstractUnitOfWork
 from users.domain.avatars import Avatar
 from users.domain.invitations import InvitationGrant
+from users.domain.invite_links import InviteLinkGrant
 from users.domain.model import User, UserStatus
 from users.domain.throttling import LoginThrottle
 
@@ -98,8 +99,26 @@ class InvitationGrantRepository(abc.ABC):
     ) -> InvitationGrant | None: ...
 
 
+class InviteLinkGrantRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, grant: InviteLinkGrant) -> None: ...
+
+    @abc.abstractmethod
+    async def get(self, link_id: uuid.UUID) -> InviteLinkGrant | None:
+        """The link's grant, locked until the unit of work ends."""
+
+    @abc.abstractmethod
+    async def find_by_token_hash(
+        self, token_hash: str, *, for_update: bool = False
+    ) -> InviteLinkGrant | None:
+        """The grant whose current token has this hash; ``for_update`` locks it until the unit
+        of work ends (on SQLite the transaction holds the database's write lock anyway), so
+        concurrent redemptions count their uses one after the other."""
+
+
 class UsersUnitOfWork(AbstractUnitOfWork):
     users: UserRepository
     throttles: ThrottleRepository
     avatars: AvatarRepository
     grants: InvitationGrantRepository
+    links: InviteLinkGrantRepository

@@ -6,9 +6,11 @@ const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
 
 const CSRF_TOKEN = $('meta[name="csrf-token"]').content;
 const IDLE_SECONDS = Number($('meta[name="session-idle-seconds"]').content);
+const MY_ID = $('meta[name="user-id"]').content;
 const PAGE_SIZE = 25;
 const REFRESH_EVERY_MS = 3000;
 const RENEW_AFTER_MS = 60_000;
+const IMPORT_POLL_MS = 500;
 
 const STATUS_WORDS = { pending: "Pending", active: "Active", deactivated: "Deactivated" };
 const INVITATION_WORDS = {
@@ -29,6 +31,10 @@ const OUTCOME_WORDS = {
   already_invited: "Already invited",
   duplicate_in_request: "Duplicate in this list",
 };
+// A CSV file's rows, counted by outcome: the same words, in this order.
+const ROW_OUTCOME_WORDS = { ...OUTCOME_WORDS, duplicate_in_request: "Duplicate in this file" };
+// An invitation whose link can still be used, now or after a resend.
+const OPEN_STATUSES = ["pending", "retrying", "sent", "failed", "expired"];
 
 // ---------------------------------------------------------------- the API
 
@@ -45,7 +51,11 @@ async function api(method, path, body) {
   if (method !== "GET") headers["X-CSRF-Token"] = CSRF_TOKEN;
   let payload;
   if (body instanceof FormData) payload = body;
-  else if (body !== undefined) {
+  else if (body instanceof Blob) {
+    // A file sent as it is (a CSV of addresses): its type is the request's.
+    headers["Content-Type"] = body.type || "application/octet-stream";
+    payload = body;
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
@@ -192,6 +202,8 @@ function confirmAction(title, text, action) {
   });
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 function debounce(action, ms = 250) {
   let timer;
   return (...args) => {
@@ -241,7 +253,11 @@ class LiveList {
 
   render(page) {
     const body = $("tbody", this.table);
+    // A control in a row keeps the focus when the rows are rebuilt under it (by a refresh).
+    const active = document.activeElement;
+    const focused = body.contains(active) ? active.dataset.focusKey : null;
     body.replaceChildren(...page.items.map((item) => this.row(item)));
+    if (focused) $(`[data-focus-key="${CSS.escape(focused)}"]`, body)?.focus();
     if (!page.items.length) {
       const columns = $$("thead th", this.table).length;
       body.append(element("tr", {}, element("td", { colspan: columns, class: "empty" }, this.empty)));
@@ -307,8 +323,8 @@ const invitations = new LiveList({
       {},
       badge(invitation.status, INVITATION_WORDS[invitation.status] ?? invitation.status),
     );
-    status.append(...deliveryNotes(invitation));
-    const open = ["pending", "retrying", "sent", "failed", "expired"].includes(invitation.status);
+    status.append(...deliveryNotes(invitation), ...reminderNotes(invitation));
+    const open = OPEN_STATUSES.includes(invitation.status);
     const actions = element("td", { class: "row-actions" });
     if (open) {
       actions.append(
@@ -319,6 +335,7 @@ const invitations = new LiveList({
               type: "button",
               class: `${action.style} small`,
               "aria-label": `${action.word} invitation to ${invitation.email}`,
+              dataset: { focusKey: `${action.word}-${invitation.id}` },
               onclick: () => act(action, invitation),
             },
             action.word,
@@ -329,15 +346,21 @@ const invitations = new LiveList({
     return element(
       "tr",
       { dataset: { invitationId: invitation.id } },
-      element("td", {}, invitation.email, ...roleBadges(invitation.roles)),
+      element("td", {}, ...breakableAddress(invitation.email), ...roleBadges(invitation.roles)),
       status,
       element("td", { class: "wide-only" }, formatDateTime(invitation.expires_at)),
       element("td", { class: "wide-only" }, String(invitation.sends)),
-      element("td", { class: "wide-only" }, invitation.inviter_name ?? "—"),
+      inviterCell(invitation),
       actions,
     );
   },
 });
+
+// An address that may wrap before its @ on a narrow screen (the text stays the address).
+function breakableAddress(address) {
+  const at = address.lastIndexOf("@");
+  return at > 0 ? [address.slice(0, at), element("wbr"), address.slice(at)] : [address];
+}
 
 // An invitation that makes more than a plain user says so beside its address, on every screen
 // size: whoever uses the link gets these roles.
@@ -373,6 +396,62 @@ function deliveryNotes(invitation) {
     );
   }
   return notes;
+}
+
+// The one automatic reminder: the day it goes (while the invitation waits to be accepted), or the
+// day it went, in local time.
+function reminderNotes(invitation) {
+  const note = (words, when) =>
+    element(
+      "span",
+      { class: "reason" },
+      words,
+      element("time", { datetime: when }, formatDate(when)),
+    );
+  if (invitation.reminded_at) return [note("Reminded ", invitation.reminded_at)];
+  if (invitation.remind_at && ["pending", "retrying", "sent"].includes(invitation.status)) {
+    return [note("Reminder on ", invitation.remind_at)];
+  }
+  return [];
+}
+
+// Who invited; beside the admin's own open invitations, whether they get an email when it is
+// accepted (only while their own setting lets any such email go).
+function inviterCell(invitation) {
+  const cell = element("td", { class: "wide-only" }, invitation.inviter_name ?? "—");
+  if (invitation.inviter_id !== MY_ID || notifySetting !== true) return cell;
+  if (!OPEN_STATUSES.includes(invitation.status)) return cell;
+  cell.append(
+    element(
+      "label",
+      { class: "check row-check" },
+      element("input", {
+        type: "checkbox",
+        checked: invitation.notify_inviter,
+        dataset: { focusKey: `notify-${invitation.id}` },
+        onchange: (event) => changeAcceptanceNotice(invitation, event.currentTarget),
+      }),
+      "Email me when accepted",
+      element("span", { class: "visually-hidden" }, ` (invitation to ${invitation.email})`),
+    ),
+  );
+  return cell;
+}
+
+async function changeAcceptanceNotice(invitation, box) {
+  const on = box.checked;
+  try {
+    await api("PATCH", `/api/v1/invitations/${invitation.id}`, { notify_inviter: on });
+    toast(
+      on
+        ? `You will get an email when ${invitation.email} joins.`
+        : `You will get no email when ${invitation.email} joins.`,
+    );
+  } catch (error) {
+    box.checked = !on;
+    toast(describe(error), { error: true });
+  }
+  invitations.refresh();
 }
 
 // What an admin may do to an open invitation; each asks first.
@@ -419,6 +498,73 @@ function showView() {
   }
   document.title = `${currentView === "users" ? "Users" : "Invitations"} - ${document.title.split(" - ").pop()}`;
   views[currentView].refresh();
+  if (currentView === "invitations") loadNotifySetting();
+}
+
+// ---------------------------------------------------------------- the admin's own setting
+
+// "Email me when my invitations are accepted": on the Invitations page, saved on change. The
+// Invite form's choice for each invitation starts from it. null until known.
+let notifySetting = null;
+const notifyToggle = $("#notify-setting");
+
+async function loadNotifySetting() {
+  try {
+    const settings = await api("GET", "/api/v1/invitations/settings/me");
+    applyNotifySetting(settings.notify_on_acceptance);
+  } catch (error) {
+    if (error.status === 401) return;
+    const box = $("#notify-setting-error");
+    box.textContent = `Your email setting cannot be shown: ${describe(error)}`;
+    box.hidden = false;
+  }
+}
+
+function applyNotifySetting(on) {
+  const changed = notifySetting !== on;
+  notifySetting = on;
+  notifyToggle.checked = on;
+  notifyToggle.disabled = false;
+  // The Invite form follows the setting, unless the admin changed the box since.
+  const box = inviteForm.elements.notify_inviter;
+  const untouched = box.checked === box.defaultChecked;
+  box.defaultChecked = on;
+  if (untouched) box.checked = on;
+  const help = $("#invite-notify-help");
+  help.hidden = on;
+  if (on) box.removeAttribute("aria-describedby");
+  else box.setAttribute("aria-describedby", help.id);
+  if (changed) {
+    invitations.shown = ""; // the rows' own checkboxes come and go with it
+    if (currentView === "invitations") invitations.refresh();
+  }
+}
+
+// One save at a time, in the order the box was changed.
+let settingSaved = Promise.resolve();
+notifyToggle.addEventListener("change", () => {
+  const on = notifyToggle.checked;
+  settingSaved = settingSaved.then(() => saveNotifySetting(on));
+});
+
+async function saveNotifySetting(on) {
+  const status = $("#notify-setting-status");
+  const problem = $("#notify-setting-error");
+  problem.hidden = true;
+  try {
+    const settings = await api("PUT", "/api/v1/invitations/settings/me", {
+      notify_on_acceptance: on,
+    });
+    applyNotifySetting(settings.notify_on_acceptance);
+    status.textContent = settings.notify_on_acceptance
+      ? "Saved: you will get an email when someone joins through one of your invitations."
+      : "Saved: you will get no email when your invitations are accepted.";
+  } catch (error) {
+    status.textContent = "";
+    problem.textContent = `Not saved: ${describe(error)}`;
+    problem.hidden = false;
+    if (notifySetting !== null) notifyToggle.checked = notifySetting;
+  }
 }
 
 window.addEventListener("hashchange", showView);
@@ -475,14 +621,39 @@ document.addEventListener("keydown", (event) => {
 // ---------------------------------------------------------------- Invite
 
 const inviteForm = $("#invite-form");
+// The import whose progress the panel shows, if any.
+let importShown = null;
 
 async function openInvite(event) {
+  importShown = null;
   inviteForm.hidden = false;
   $("#invite-results").hidden = true;
   clearFieldErrors(inviteForm, $("#invite-error"));
+  syncInviteSource();
   openPanel("invite", "Invite Members", event?.currentTarget);
-  await showSmtpWarning();
+  // Where people are named: the addresses, or the file.
+  $(`[data-invite-source="${inviteSource()}"] :is(textarea, input)`, inviteForm).focus();
+  await Promise.all([showSmtpWarning(), loadNotifySetting()]);
 }
+
+const inviteSource = () => inviteForm.elements.source.value;
+
+// Type addresses, or upload a CSV file: the message, expiry and email choice apply to both;
+// a file's roles come from its roles column.
+function syncInviteSource() {
+  const source = inviteSource();
+  for (const part of $$("[data-invite-source]", inviteForm)) {
+    part.hidden = part.dataset.inviteSource !== source;
+  }
+  $("button[type=submit]", inviteForm).textContent = source === "file" ? "Upload and send" : "Send";
+}
+
+inviteForm.addEventListener("change", (event) => {
+  if (event.target.name === "source") {
+    clearFieldErrors(inviteForm, $("#invite-error"));
+    syncInviteSource();
+  }
+});
 
 async function showSmtpWarning() {
   const box = $("#smtp-warning");
@@ -499,7 +670,9 @@ async function showSmtpWarning() {
 $("#invite-button").addEventListener("click", openInvite);
 $("[data-open-invite]").addEventListener("click", openInvite);
 $("#invite-more").addEventListener("click", () => {
+  const source = inviteSource();
   inviteForm.reset();
+  inviteForm.elements.source.value = source;
   openInvite();
 });
 
@@ -507,6 +680,10 @@ inviteForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const general = $("#invite-error");
   clearFieldErrors(inviteForm, general);
+  if (inviteSource() === "file") {
+    await sendFile(general);
+    return;
+  }
   const emails = inviteForm.elements.emails.value;
   const roles = checkedRoles(inviteForm);
   const missing = [];
@@ -524,6 +701,7 @@ inviteForm.addEventListener("submit", async (event) => {
       message: inviteForm.elements.message.value || null,
       expires_in_hours: Number(inviteForm.elements.expires_in_hours.value),
       roles,
+      notify_inviter: inviteForm.elements.notify_inviter.checked,
     });
     showInviteResults(answer, roles);
     // The next invitation starts from the defaults: an admin role is never carried over unseen.
@@ -548,7 +726,8 @@ function showInviteResults(answer, roles) {
   }
   if (others > 0) text += ` ${others} ${others === 1 ? "address was" : "addresses were"} not invited.`;
   $("#invite-confirmation").textContent = text;
-  const list = $("#invite-results .outcomes");
+  showResultParts("typed");
+  const list = $("#invite-outcomes");
   list.replaceChildren(
     ...answer.results.map((result) =>
       element(
@@ -573,6 +752,121 @@ function showInviteResults(answer, roles) {
   $("#invite-results").hidden = false;
   $("#invite-confirmation").focus?.();
   toast(text);
+}
+
+// The results area shows either each typed address's outcome or a file's progress and counts.
+function showResultParts(source) {
+  $("#invite-outcomes").hidden = source !== "typed";
+  for (const id of ["#import-progress-box", "#import-counts", "#import-download"]) {
+    $(id).hidden = true;
+  }
+}
+
+// ---------------------------------------------------------------- Invite: a CSV file
+
+async function sendFile(general) {
+  const file = inviteForm.elements.file.files[0];
+  if (!file) {
+    const missing = [{ loc: ["file"], msg: "Choose a CSV file." }];
+    showFieldErrors(inviteForm, "invite", { detail: missing }, general);
+    return;
+  }
+  const query = new URLSearchParams({
+    filename: file.name,
+    expires_in_hours: inviteForm.elements.expires_in_hours.value,
+    notify_inviter: inviteForm.elements.notify_inviter.checked,
+  });
+  const message = inviteForm.elements.message.value;
+  if (message.trim()) query.set("message", message);
+  const button = $("button[type=submit]", inviteForm);
+  button.disabled = true;
+  let job;
+  try {
+    // The file as it is, as text/csv: the service reads it (and refuses it whole, saying where).
+    const body = new Blob([file], { type: "text/csv" });
+    job = await api("POST", `/api/v1/invitations/imports?${query}`, body);
+  } catch (error) {
+    showFieldErrors(inviteForm, "invite", error, general);
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  inviteForm.reset();
+  inviteForm.elements.source.value = "file";
+  syncInviteSource();
+  importShown = job.id;
+  const rows = `${job.total_rows} ${job.total_rows === 1 ? "row" : "rows"}`;
+  $("#invite-confirmation").textContent = `${job.filename ?? "The file"} was accepted: inviting its ${rows}.`;
+  showResultParts("file");
+  inviteForm.hidden = true;
+  $("#invite-results").hidden = false;
+  $("#invite-confirmation").focus();
+  followImport(job);
+}
+
+// Shows the job's progress until it is done, then what became of its rows. It follows the job
+// to the end even when the panel moves on, and says how it ended.
+async function followImport(job) {
+  showImport(job);
+  while (job.status !== "done") {
+    await sleep(IMPORT_POLL_MS);
+    try {
+      job = await api("GET", `/api/v1/invitations/imports/${job.id}`);
+    } catch (error) {
+      if (error.status === 401) return;
+      if (importShown === job.id) {
+        const text = `Progress unknown (${describe(error)}); asking again…`;
+        $("#import-progress-text").textContent = text;
+      }
+      if (error.status >= 400 && error.status < 500 && error.status !== 429) return;
+      await sleep(IMPORT_POLL_MS * 3);
+      continue;
+    }
+    showImport(job);
+  }
+  invitations.refresh();
+  toast(importSummary(job));
+}
+
+function showImport(job) {
+  if (importShown !== job.id) return;
+  const done = job.status === "done";
+  const progress = $("#import-progress");
+  progress.max = Math.max(job.total_rows, 1);
+  progress.value = job.processed_rows;
+  $("#import-progress-text").textContent = `Inviting… ${job.processed_rows} of ${job.total_rows} rows`;
+  $("#import-progress-box").hidden = done;
+  if (!done) return;
+  $("#invite-confirmation").textContent = importSummary(job);
+  const known = Object.keys(ROW_OUTCOME_WORDS).filter((outcome) => job.outcomes[outcome]);
+  const others = Object.keys(job.outcomes).filter((outcome) => !(outcome in ROW_OUTCOME_WORDS));
+  $("#import-counts").replaceChildren(
+    ...[...known, ...others].map((outcome) =>
+      element(
+        "li",
+        { class: `outcome outcome-count outcome-${outcome}` },
+        element("span", { class: "outcome-word" }, ROW_OUTCOME_WORDS[outcome] ?? outcome),
+        element("span", { class: "visually-hidden" }, ": "),
+        element("span", { class: "outcome-total" }, String(job.outcomes[outcome])),
+      ),
+    ),
+  );
+  $("#import-counts").hidden = false;
+  const download = $("#import-download");
+  download.href = job.results_url;
+  download.hidden = false;
+}
+
+function importSummary(job) {
+  const queued = job.queued;
+  const others = job.total_rows - queued;
+  let text = `${job.filename ?? "The file"}: `;
+  text +=
+    queued > 0
+      ? `${queued} ${queued === 1 ? "invitation is" : "invitations are"} being sent.`
+      : "no invitation was sent.";
+  if (others > 0) text += ` ${others} ${others === 1 ? "row was" : "rows were"} not invited.`;
+  return text;
 }
 
 // ---------------------------------------------------------------- New user
