@@ -140,3 +140,50 @@ async def test_whoever_joins_through_an_admin_invitation_is_an_admin(
         listed = await users.get("/api/v1/users", params={"search": "linus"}, headers=as_linus)
         assert listed.status_code == 200, listed.text
         assert [item["roles"] for item in listed.json()["items"]] == [["admin"]]
+
+
+async def test_a_reusable_link_makes_accounts_at_its_domain_up_to_its_uses(
+    system: RunningSystem,
+) -> None:
+    """Created in the invitations service, redeemed on the users service's page, counted back
+    in the invitations service from UserCreated."""
+    async with (
+        httpx.AsyncClient(
+            base_url=system.url("invitations"), timeout=10, headers=admin_headers()
+        ) as invitations,
+        httpx.AsyncClient(base_url=system.url("users"), timeout=10) as users,
+    ):
+        created = await invitations.post(
+            "/api/v1/invitations/links", json={"max_uses": 1, "allowed_domain": "example.com"}
+        )
+        assert created.status_code == 201, created.text
+        link = created.json()
+        path = "/join/link/" + link["url"].rsplit("/", 1)[1]
+        page = await eventually(lambda: _page_if_ready(users, path.removeprefix("/join/")))
+        assert "@example.com" in page.text
+
+        joiner = {**ADA, "email": "mallory@evil.test", "username": "mallory", "name": "Mallory"}
+        refused = await users.post(path, data=joiner)
+        assert refused.status_code == 422, refused.text
+        joined = await users.post(
+            path, data={**joiner, "email": "bob@example.com", "username": "bob", "name": "Bob"}
+        )
+        assert joined.status_code == 201, joined.text
+        used_up = await users.post(
+            path, data={**joiner, "email": "eve@example.com", "username": "eve", "name": "Eve"}
+        )
+        assert used_up.status_code == 410
+
+        async def counted() -> bool:
+            [item] = (await invitations.get("/api/v1/invitations/links")).json()["items"]
+            return bool(item["uses"] == 1 and item["status"] == "used_up")
+
+        await eventually(counted, timeout=30)
+        login = await users.post(
+            "/api/v1/auth/login", json={"login": "bob", "password": ADA["password"]}
+        )
+        assert login.status_code == 200, login.text
+        assert (login.json()["user"]["verified"], login.json()["user"]["status"]) == (
+            False,
+            "pending",
+        )
