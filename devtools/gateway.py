@@ -46,6 +46,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/set-password", "users"),
     Route("/api/v1/auth", "users"),
     Route("/api/v1/users", "users"),
+    Route("/api/v1/audit", "users"),
     Route("/api/v1/invitations", "invitations"),
 )
 

@@ -360,5 +360,5 @@ async def test_only_admins_and_the_owner_may_change_a_picture() -> None:
         uow, created.user.id, b"img", actor=owner, processor=images, now=NOW
     )
     assert uow.fake_users.rows[created.user.id].avatar_etag == avatar.etag
-    await services.reset_avatar(uow, created.user.id, actor=ADMIN)
+    await services.reset_avatar(uow, created.user.id, actor=ADMIN, now=NOW)
     assert await uow.avatars.get(created.user.id) is None

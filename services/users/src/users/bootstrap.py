@@ -31,7 +31,7 @@ from users.adapters.passwords import Argon2PasswordHasher
 from users.adapters.tokens import JwtTokenIssuer
 from users.adapters.unit_of_work import SqlAlchemyUsersUnitOfWork
 from users.domain.passwords import PasswordPolicy
-from users.entrypoints import console, http, pages, subscribers
+from users.entrypoints import audit_http, console, http, pages, subscribers
 from users.entrypoints.metrics import count_created_users
 from users.entrypoints.templating import static_files
 from users.service_layer import services
@@ -51,6 +51,8 @@ EVENTS = ServiceEvents(
         InvitationRevoked,
         InviteLinkIssued,
         InviteLinkRevoked,
+        UserCreated,  # its own, for the audit trail
+        UserUpdated,
     ),
     description="Accounts: created by admins or by joining, logins, activation.",
 )
@@ -96,7 +98,7 @@ def create_app(settings: UsersSettings) -> FastAPI:
     runtime.consumers.extend(subscribers.consumers(context))
     app = create_http_app(
         runtime,
-        [*http.routers, console.session_router, console.router, pages.router],
+        [*http.routers, audit_http.router, console.session_router, console.router, pages.router],
         title="Onboarding: users",
         events=EVENTS,
     )

@@ -244,6 +244,13 @@ class UserUpdated(_UserSnapshot):
     spec = EventSpec("UserUpdated", "user.updated", 1, producer="users")
 
     updated_at: AwareDatetime
+    changes: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="What changed, by name: fields of the snapshot (`name`, `email`, `roles`, "
+        "…), `deactivated`, `avatar`, `password`, `status` (activation). More names may come; "
+        "empty in events before contract 2.2.0.",
+    )
 
 
 def _one_identifier_required(schema: dict[str, Any]) -> None:

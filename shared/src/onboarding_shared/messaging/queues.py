@@ -73,6 +73,19 @@ USERS_INVITATIONS = QueueDefinition(
     "users.invitations",
     (InvitationIssued, InvitationRevoked, InviteLinkIssued, InviteLinkRevoked),
 )
+# The audit trail: every admin-visible change, from whichever service made it.
+USERS_AUDIT = QueueDefinition(
+    "users",
+    "users.audit",
+    (
+        InvitationIssued,
+        InvitationRevoked,
+        InviteLinkIssued,
+        InviteLinkRevoked,
+        UserCreated,
+        UserUpdated,
+    ),
+)
 INVITATIONS_EMAIL_OUTCOMES = QueueDefinition(
     "invitations", "invitations.email-outcomes", (EmailSent, EmailDeferred, EmailFailed)
 )
@@ -92,6 +105,7 @@ AUTH_LISTENER_LOGINS = QueueDefinition("auth-listener", "auth-listener.logins", 
 CONSUMER_QUEUES: tuple[QueueDefinition, ...] = (
     USERS_ACTIVATIONS,
     USERS_INVITATIONS,
+    USERS_AUDIT,
     INVITATIONS_EMAIL_OUTCOMES,
     INVITATIONS_MEMBERS,
     MAILER_INVITATIONS,

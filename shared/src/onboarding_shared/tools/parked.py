@@ -57,6 +57,7 @@ PARKED_SUFFIX = ".parked"
 KNOWN_QUEUES = (
     "users.activations",
     "users.invitations",
+    "users.audit",
     "invitations.email-outcomes",
     "invitations.members",
     "mailer.invitations",

@@ -25,6 +25,7 @@ from onboarding_shared.db import UtcDateTime, map_once, new_metadata
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
+from users.domain.audit import AuditAction, AuditEntry, TargetKind
 from users.domain.invitations import GrantState, InvitationGrant
 from users.domain.invite_links import InviteLinkGrant, LinkGrantState
 from users.domain.model import User, UserStatus
@@ -149,6 +150,39 @@ invite_link_grants = Table(
     Column("roles", JsonTuple, nullable=False),
 )
 
+# The audit trail (domain/audit.py), one row per event.
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column(
+        "action",
+        Enum(
+            AuditAction,
+            native_enum=False,
+            length=40,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        nullable=False,
+    ),
+    Column(
+        "target_kind",
+        Enum(
+            TargetKind, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
+        ),
+        nullable=False,
+    ),
+    Column("target_id", Uuid, nullable=False),
+    Column("target_label", String(320), nullable=True),
+    Column("actor_id", Uuid, nullable=True),
+    Column("actor_name", String(200), nullable=True),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_entries_occurred", "occurred_at"),
+    Index("ix_audit_entries_target", "target_kind", "target_id"),
+    Index("ix_audit_entries_actor", "actor_id"),
+)
+
 messaging = MessagingTables(
     outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
 )
@@ -161,4 +195,5 @@ def map_domain() -> None:
         (LoginThrottle, login_throttles),
         (InvitationGrant, invitation_grants),
         (InviteLinkGrant, invite_link_grants),
+        (AuditEntry, audit_entries),
     )

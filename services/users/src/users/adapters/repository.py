@@ -3,12 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from users.adapters.orm import (
+    audit_entries,
     avatars,
     invitation_grants,
     invite_link_grants,
@@ -16,12 +17,16 @@ from users.adapters.orm import (
     users,
 )
 from users.domain import rules
+from users.domain.audit import AuditEntry, TargetKind
 from users.domain.avatars import Avatar
 from users.domain.invitations import InvitationGrant
 from users.domain.invite_links import InviteLinkGrant
 from users.domain.model import User, UserStatus
 from users.domain.throttling import LoginThrottle
 from users.service_layer.unit_of_work import (
+    AuditPage,
+    AuditQuery,
+    AuditRepository,
     AvatarRepository,
     InvitationGrantRepository,
     InviteLinkGrantRepository,
@@ -230,3 +235,61 @@ class SqlAlchemyInviteLinkGrantRepository(InviteLinkGrantRepository):
             # populate_existing: the uses counted by whoever held the lock before us.
             query = query.with_for_update().execution_options(populate_existing=True)
         return (await self._session.scalars(query)).first()
+
+
+class SqlAlchemyAuditRepository(AuditRepository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, entry: AuditEntry) -> None:
+        self._session.add(entry)
+
+    async def has_entries(self, kind: TargetKind, target_id: uuid.UUID) -> bool:
+        entries = audit_entries.c
+        query = select(
+            exists().where(entries.target_kind == kind.value, entries.target_id == target_id)
+        )
+        return bool(await self._session.scalar(query))
+
+    async def label_of(self, kind: TargetKind, target_id: uuid.UUID) -> str | None:
+        entries = audit_entries.c
+        query = (
+            select(entries.target_label)
+            .where(
+                entries.target_kind == kind.value,
+                entries.target_id == target_id,
+                entries.target_label.is_not(None),
+            )
+            .order_by(entries.occurred_at.desc())
+            .limit(1)
+        )
+        label: str | None = await self._session.scalar(query)
+        return label
+
+    async def page(self, query: AuditQuery) -> AuditPage:
+        entries = audit_entries.c
+        where: list[ColumnElement[bool]] = []
+        if query.action is not None:
+            where.append(entries.action == query.action.value)
+        if query.actor_id is not None:
+            where.append(entries.actor_id == query.actor_id)
+        if query.target_id is not None:
+            where.append(entries.target_id == query.target_id)
+        if query.search:
+            pattern = f"%{_escape_like(query.search.lower())}%"
+            where.append(func.lower(entries.target_label).like(pattern, escape="\\"))
+        if query.since is not None:
+            where.append(entries.occurred_at >= query.since)
+        if query.until is not None:
+            where.append(entries.occurred_at < query.until)
+        total = await self._session.scalar(
+            select(func.count()).select_from(audit_entries).where(*where)
+        )
+        items = await self._session.scalars(
+            select(AuditEntry)
+            .where(*where)
+            .order_by(entries.occurred_at.desc(), entries.event_id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        return AuditPage(list(items), int(total or 0))

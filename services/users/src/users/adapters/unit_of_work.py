@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
 from users.adapters.repository import (
+    SqlAlchemyAuditRepository,
     SqlAlchemyAvatarRepository,
     SqlAlchemyInvitationGrantRepository,
     SqlAlchemyInviteLinkGrantRepository,
@@ -26,6 +27,7 @@ class SqlAlchemyUsersUnitOfWork(SqlAlchemyUnitOfWork, UsersUnitOfWork):
         self.avatars = SqlAlchemyAvatarRepository(self.session)
         self.grants = SqlAlchemyInvitationGrantRepository(self.session)
         self.links = SqlAlchemyInviteLinkGrantRepository(self.session)
+        self.audit = SqlAlchemyAuditRepository(self.session)
         return self
 
     async def commit(self) -> None:

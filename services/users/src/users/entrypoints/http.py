@@ -356,7 +356,7 @@ async def delete_avatar(
     user_id: uuid.UUID, principal: CurrentPrincipal, context: Context
 ) -> Response:
     """Back to the default picture drawn from the initials."""
-    await services.reset_avatar(context.uow(), user_id, actor=principal)
+    await services.reset_avatar(context.uow(), user_id, actor=principal, now=datetime.now(UTC))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from onboarding_shared.contract import (
     Envelope,
@@ -13,13 +14,19 @@ from onboarding_shared.contract import (
     UserActivated,
 )
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
-from onboarding_shared.messaging.queues import USERS_ACTIVATIONS, USERS_INVITATIONS, consumer_queue
+from onboarding_shared.messaging.queues import (
+    USERS_ACTIVATIONS,
+    USERS_AUDIT,
+    USERS_INVITATIONS,
+    consumer_queue,
+)
 from users.entrypoints.metrics import count_activation
-from users.service_layer import services
+from users.service_layer import audit, services
 from users.wiring import UsersContext
 
 ACTIVATIONS_QUEUE = USERS_ACTIVATIONS.name
 INVITATIONS_QUEUE = USERS_INVITATIONS.name
+AUDIT_QUEUE = USERS_AUDIT.name
 
 
 def consumers(context: UsersContext) -> list[ReliableConsumer]:
@@ -35,6 +42,7 @@ def consumers(context: UsersContext) -> list[ReliableConsumer]:
     return [
         ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds),
         _invitations(context),
+        _audit(context),
     ]
 
 
@@ -61,4 +69,18 @@ def _invitations(context: UsersContext) -> ReliableConsumer:
     router.register(InviteLinkIssued, on_link_issued)
     router.register(InviteLinkRevoked, on_link_revoked)
     queue = consumer_queue(settings, USERS_INVITATIONS)
+    return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)
+
+
+def _audit(context: UsersContext) -> ReliableConsumer:
+    """The audit trail, from every service's events (this service's own included)."""
+    settings = context.settings
+
+    async def on_event(event: Envelope[Any], _delivery: Delivery) -> None:
+        await audit.record(context.uow(), event)
+
+    router = EventRouter()
+    for model in USERS_AUDIT.events:
+        router.register(model, on_event)
+    queue = consumer_queue(settings, USERS_AUDIT)
     return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)

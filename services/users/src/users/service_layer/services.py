@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -247,7 +247,7 @@ async def update_user(
         if admins is not None and was_admin and not user.counts_as_admin and admins <= {user.id}:
             raise LastAdmin("the workspace needs at least one admin who can log in")
         if changed:
-            uow.emit(_updated(user, now))
+            uow.emit(_updated(user, now, changed))
             await uow.commit()
     return user
 
@@ -499,8 +499,8 @@ async def set_password_with_link(
         if user is None or not user.password_link_usable(now):
             raise InvalidLink()  # spent by a concurrent request meanwhile
         user.set_password(password_hash, now=now)
-        user.verified = True
-        uow.emit(_updated(user, now))
+        was_verified, user.verified = user.verified, True
+        uow.emit(_updated(user, now, ["password", *([] if was_verified else ["verified"])]))
         await uow.commit()
     return user
 
@@ -824,7 +824,7 @@ async def apply_activation(
             was_pending = user.status is UserStatus.PENDING
             if user.record_first_login(event.data.activated_at):
                 user.updated_at = now
-                uow.emit(_updated(user, now))
+                uow.emit(_updated(user, now, ["status"]))
             if was_pending and user.status is UserStatus.ACTIVE:
                 activation = Activation(user.created_at, event.data.activated_at)
         await uow.commit()
@@ -851,16 +851,22 @@ async def set_avatar(
         avatar = Avatar.of(user_id, image.content, image.media_type, now)
         await uow.avatars.put(avatar)
         user.avatar_etag = avatar.etag
+        uow.emit(_updated(user, now, ["avatar"]))  # the snapshot is the same: for the audit
         await uow.commit()
     return avatar
 
 
-async def reset_avatar(uow: UsersUnitOfWork, user_id: uuid.UUID, *, actor: Principal) -> None:
+async def reset_avatar(
+    uow: UsersUnitOfWork, user_id: uuid.UUID, *, actor: Principal, now: datetime
+) -> None:
     _may_change_avatar(actor, user_id)
     async with uow:
         user = await _existing(uow, user_id, for_update=True)
+        had_one = user.avatar_etag is not None
         await uow.avatars.delete(user_id)
         user.avatar_etag = None
+        if had_one:
+            uow.emit(_updated(user, now, ["avatar"]))
         await uow.commit()
 
 
@@ -902,8 +908,8 @@ def _created(
     )
 
 
-def _updated(user: User, now: datetime) -> UserUpdated:
-    return UserUpdated(**_snapshot(user), updated_at=now)
+def _updated(user: User, now: datetime, changes: Iterable[str]) -> UserUpdated:
+    return UserUpdated(**_snapshot(user), updated_at=now, changes=sorted(changes))
 
 
 def _welcome(user: User, token: str | None, policy: AccountPolicy) -> WelcomeEmailRequested:

@@ -4,8 +4,10 @@ import abc
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from onboarding_shared.unit_of_work import AbstractUnitOfWork
+from users.domain.audit import AuditAction, AuditEntry, TargetKind
 from users.domain.avatars import Avatar
 from users.domain.invitations import InvitationGrant
 from users.domain.invite_links import InviteLinkGrant
@@ -116,9 +118,44 @@ class InviteLinkGrantRepository(abc.ABC):
         concurrent redemptions count their uses one after the other."""
 
 
+@dataclass(frozen=True)
+class AuditQuery:
+    action: AuditAction | None = None
+    actor_id: uuid.UUID | None = None
+    target_id: uuid.UUID | None = None
+    search: str | None = None  # part of the target's label (an address, a username)
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    items: Sequence[AuditEntry]
+    total: int
+
+
+class AuditRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, entry: AuditEntry) -> None: ...
+
+    @abc.abstractmethod
+    async def has_entries(self, kind: TargetKind, target_id: uuid.UUID) -> bool: ...
+
+    @abc.abstractmethod
+    async def label_of(self, kind: TargetKind, target_id: uuid.UUID) -> str | None:
+        """The label of the target's latest entry that has one."""
+
+    @abc.abstractmethod
+    async def page(self, query: AuditQuery) -> AuditPage:
+        """Newest first."""
+
+
 class UsersUnitOfWork(AbstractUnitOfWork):
     users: UserRepository
     throttles: ThrottleRepository
     avatars: AvatarRepository
     grants: InvitationGrantRepository
     links: InviteLinkGrantRepository
+    audit: AuditRepository

@@ -346,7 +346,7 @@ const invitations = new LiveList({
     return element(
       "tr",
       { dataset: { invitationId: invitation.id } },
-      element("td", {}, ...breakableAddress(invitation.email), ...roleBadges(invitation.roles)),
+      element("td", {}, breakableAddress(invitation.email), ...roleBadges(invitation.roles)),
       status,
       element("td", { class: "wide-only" }, formatDateTime(invitation.expires_at)),
       element("td", { class: "wide-only" }, String(invitation.sends)),
@@ -356,10 +356,11 @@ const invitations = new LiveList({
   },
 });
 
-// An address that may wrap before its @ on a narrow screen (the text stays the address).
+// An address that may wrap before its @ on a phone (the text stays the address).
 function breakableAddress(address) {
   const at = address.lastIndexOf("@");
-  return at > 0 ? [address.slice(0, at), element("wbr"), address.slice(at)] : [address];
+  const parts = at > 0 ? [address.slice(0, at), element("wbr"), address.slice(at)] : [address];
+  return element("span", { class: "address" }, ...parts);
 }
 
 // An invitation that makes more than a plain user says so beside its address, on every screen
