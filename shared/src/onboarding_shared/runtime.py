@@ -215,10 +215,12 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         """Stop consuming (in-flight handlers finish or are redelivered), then the relay's last
-        batch, then the connections."""
+        batch, then the connections: the broker's last, so that batch can still go out."""
         for consumer in self.consumers:
             consumer.stop_waiting()
-        await self.broker.stop()
+        await asyncio.gather(
+            *(subscriber.stop() for subscriber in self.broker.subscribers), return_exceptions=True
+        )
         if self.consumers_gate is not None:
             self.consumers_gate.detach()
         self.relay.stop()
@@ -226,6 +228,7 @@ class ServiceRuntime:
             if task.get_name() != "outbox-relay":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.stop()
         for step in self.shutdown:
             try:
                 await step()

@@ -96,6 +96,7 @@ class RelaySettings:
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     retention: timedelta = timedelta(days=7)
+    last_pass_seconds: float = 5.0  # at most this long spent publishing while stopping
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,9 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Relay until stopped; the batch in hand when stop() is called is finished first."""
+        """Relay until stopped; the batch in hand when stop() is called is finished first, then
+        one last pass takes what the service committed while stopping (its consumers' last
+        handlers), so that it need not wait for the next start."""
         while not self._stopping.is_set():
             try:
                 if self._reset_requested:
@@ -178,6 +181,17 @@ class OutboxRelay:
                 published = 0
             if published < self._settings.batch_size:
                 await self._sleep(self._settings.poll_interval)
+        await self._last_pass()
+
+    async def _last_pass(self) -> None:
+        try:
+            async with asyncio.timeout(self._settings.last_pass_seconds):
+                await self.relay_once()
+        except Exception as error:  # the broker may be away: the rows wait for the next start
+            log.warning(
+                "outbox relay: last pass before stopping failed; rows wait for the next start",
+                extra={"error": _describe(error)},
+            )
 
     async def relay_once(self) -> int:
         """Publish one batch of due rows; return how many were published."""
