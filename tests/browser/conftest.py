@@ -93,3 +93,21 @@ async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     await page.screenshot(
         path=SCREENSHOTS / f"{name}.png", full_page=full_page, animations="disabled", caret="hide"
     )
+
+
+async def page_in(
+    browser: Browser, system: PublicSystem, zone: str, viewport: dict[str, int] = DESKTOP
+) -> Page:
+    """Like new_page, in a given time zone and a 24-hour locale, to check what is shown as
+    local time."""
+    context = await browser.new_context(
+        viewport=viewport,  # type: ignore[arg-type]
+        base_url=system.url,
+        timezone_id=zone,
+        locale="en-GB",
+    )
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page

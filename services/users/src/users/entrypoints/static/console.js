@@ -359,8 +359,9 @@ const invitations = new LiveList({
 // An address that may wrap before its @ on a phone (the text stays the address).
 function breakableAddress(address) {
   const at = address.lastIndexOf("@");
-  const parts = at > 0 ? [address.slice(0, at), element("wbr"), address.slice(at)] : [address];
-  return element("span", { class: "address" }, ...parts);
+  if (at <= 0) return element("span", { class: "address" }, address);
+  const part = (text) => element("span", {}, text);
+  return element("span", { class: "address" }, part(address.slice(0, at)), part(address.slice(at)));
 }
 
 // An invitation that makes more than a plain user says so beside its address, on every screen
