@@ -55,6 +55,7 @@ def environment(
 
 @pytest.fixture
 async def system(
+    request: pytest.FixtureRequest,
     amqp_url: str,
     databases: DatabaseFactory,
     namespace: Namespace,
@@ -63,6 +64,8 @@ async def system(
 ) -> AsyncIterator[RunningSystem]:
     urls = {name: await databases.create(name.replace("-", "_")) for name in SERVICES}
     env = environment(amqp_url, namespace, smtp_server, urls)
+    if marker := request.node.get_closest_marker("system_environment"):
+        env.update(marker.kwargs)
     processes = {name: ServiceProcess(name, env, tmp_path).start() for name in SERVICES}
     try:
         await asyncio.gather(*(asyncio.to_thread(p.wait_ready) for p in processes.values()))
