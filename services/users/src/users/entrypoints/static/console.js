@@ -35,6 +35,42 @@ const OUTCOME_WORDS = {
 const ROW_OUTCOME_WORDS = { ...OUTCOME_WORDS, duplicate_in_request: "Duplicate in this file" };
 // An invitation whose link can still be used, now or after a resend.
 const OPEN_STATUSES = ["pending", "retrying", "sent", "failed", "expired"];
+const LINK_WORDS = { active: "Active", expired: "Expired", used_up: "Used up", revoked: "Revoked" };
+const MAX_LINK_USES = 10_000;
+// What happened, in the words of the Audit view's action filter (console.html).
+const AUDIT_WORDS = {
+  "invitation.sent": "Invited",
+  "invitation.resent": "Resent invitation",
+  "invitation.revoked": "Revoked invitation",
+  "link.created": "Created link",
+  "link.regenerated": "Regenerated link",
+  "link.revoked": "Revoked link",
+  "link.redeemed": "Joined through a link",
+  "user.created": "Created account",
+  "user.joined": "Joined through an invitation",
+  "user.activated": "Signed in for the first time",
+  "user.updated": "Edited account",
+  "user.password_set": "Set password",
+  "user.avatar_changed": "Changed profile picture",
+  "user.deactivated": "Deactivated account",
+  "user.reactivated": "Reactivated account",
+};
+// The names an account's edit lists as changed; others are shown as they come.
+const CHANGE_WORDS = {
+  name: "name",
+  username: "username",
+  email: "email",
+  roles: "roles",
+  verified: "email verified",
+  require_password_change: "password change required",
+  status_text: "status message",
+  bio: "bio",
+  nickname: "nickname",
+  avatar: "profile picture",
+  password: "password",
+  deactivated: "deactivated",
+  status: "status",
+};
 
 // ---------------------------------------------------------------- the API
 
@@ -214,9 +250,10 @@ function debounce(action, ms = 250) {
 
 // ---------------------------------------------------------------- lists that keep themselves current
 
+// A list without pages (paged: false) counts its items in words: "3 links", "1 link".
 class LiveList {
-  constructor({ view, table, count, load, row, empty, noun }) {
-    Object.assign(this, { view, table, count, load, row, empty, noun });
+  constructor({ view, table, count, load, row, empty, noun, one, paged = true }) {
+    Object.assign(this, { view, table, count, load, row, empty, noun, one, paged });
     this.offset = 0;
     this.filters = {};
     this.shown = "";
@@ -261,6 +298,11 @@ class LiveList {
     if (!page.items.length) {
       const columns = $$("thead th", this.table).length;
       body.append(element("tr", {}, element("td", { colspan: columns, class: "empty" }, this.empty)));
+    }
+    if (!this.paged) {
+      const total = page.items.length;
+      this.count.textContent = `${total} ${total === 1 ? this.one : this.noun}`;
+      return;
     }
     const first = page.total ? page.offset + 1 : 0;
     const last = page.offset + page.items.length;
@@ -486,19 +528,294 @@ async function act(action, invitation) {
   invitations.refresh();
 }
 
+// ---------------------------------------------------------------- invite links
+
+// Reusable links: anyone holding one may join, up to its uses, so each row says what it gives
+// and to whom; only an active link can be copied, regenerated or revoked.
+const links = new LiveList({
+  view: $("#links-view"),
+  table: $("#links-table"),
+  count: $("#links-count"),
+  noun: "links",
+  one: "link",
+  paged: false,
+  empty: "No invite links yet. New link creates one.",
+  load: () => api("GET", "/api/v1/invitations/links"),
+  row: (link) => {
+    const active = link.status === "active";
+    const name = linkName(link);
+    // The URL on one line (cut short with an ellipsis where it must: Copy link takes it whole).
+    const url = element("code", { class: "link-url", title: link.url }, link.url);
+    const tools = element("span", { class: "link-tools" });
+    if (active) {
+      tools.append(
+        element(
+          "button",
+          {
+            type: "button",
+            class: "secondary small",
+            "aria-label": `Copy link ${name}`,
+            dataset: { focusKey: `copy-${link.id}` },
+            onclick: () => copyLink(link.url, url),
+          },
+          "Copy link",
+        ),
+      );
+    }
+    tools.append(...roleBadges(link.roles));
+    const created = dated("Created ", link.created_at, formatDate, ` by ${link.creator_name ?? "—"}`);
+    created.classList.add("wide-only");
+    const linkCell = element(
+      "td",
+      { class: active ? "link-cell" : "link-cell link-dead" },
+      url,
+      tools.childElementCount ? tools : null,
+      created,
+    );
+    if (link.regenerated_at) linkCell.append(dated("New URL since ", link.regenerated_at));
+    const status = element(
+      "td",
+      {},
+      // Where the focus goes once the row's buttons are gone (revoked).
+      element(
+        "span",
+        { tabindex: -1, class: "focus-target", dataset: { focusKey: `status-${link.id}` } },
+        badge(link.status, LINK_WORDS[link.status] ?? link.status),
+      ),
+      // At phone width the columns that are hidden, in words under the status.
+      element("span", { class: "reason narrow-only" }, `${usesWords(link)} used`),
+      element("span", { class: "reason narrow-only" }, domainWords(link)),
+    );
+    if (link.revoked_at) status.append(dated("Revoked ", link.revoked_at, formatDate));
+    const actions = element("td", { class: "row-actions stacked" });
+    if (active) {
+      actions.append(
+        ...LINK_ACTIONS.map((action) =>
+          element(
+            "button",
+            {
+              type: "button",
+              class: `${action.style} small`,
+              "aria-label": `${action.word} link ${name}`,
+              dataset: { focusKey: `${action.word}-${link.id}` },
+              onclick: () => actOnLink(action, link),
+            },
+            action.word,
+          ),
+        ),
+      );
+    }
+    return element(
+      "tr",
+      { dataset: { linkId: link.id } },
+      linkCell,
+      status,
+      element("td", { class: "wide-only nowrap" }, usesWords(link)),
+      element(
+        "td",
+        { class: "wide-only" },
+        link.expires_at
+          ? element("time", { datetime: link.expires_at }, formatDateTime(link.expires_at))
+          : "Never",
+      ),
+      element(
+        "td",
+        { class: "wide-only" },
+        domainWords(link),
+        element("span", { class: "reason" }, `Roles: ${link.roles.join(", ")}`),
+      ),
+      actions,
+    );
+  },
+});
+
+const usesWords = (link) => `${link.uses} of ${link.max_uses}`;
+const domainWords = (link) =>
+  link.allowed_domain ? `Only @${link.allowed_domain} addresses` : "Any address";
+
+// A link has no name of its own: its domain and when it was made tell it apart from the others.
+function linkName(link) {
+  const whom = link.allowed_domain ? `for @${link.allowed_domain}` : "for any address";
+  return `${whom}, created ${formatDateTime(link.created_at)}`;
+}
+
+function dated(words, when, format = formatDateTime, after = "") {
+  const time = element("time", { datetime: when }, format(when));
+  return element("span", { class: "reason" }, words, time, after);
+}
+
+// The Clipboard API where the browser offers it; else the URL is selected, to copy by hand.
+async function copyLink(url, shown) {
+  try {
+    if (!navigator.clipboard?.writeText) throw new Error("no clipboard");
+    await navigator.clipboard.writeText(url);
+    toast("Link copied. Anyone with it can join: share it only with the people it is for.");
+  } catch {
+    selectText(shown);
+    toast("The link is selected: press Ctrl+C (⌘C on a Mac) to copy it.");
+  }
+}
+
+function selectText(node) {
+  if (node instanceof HTMLInputElement) {
+    node.focus();
+    node.select();
+    return;
+  }
+  const range = document.createRange();
+  range.selectNodeContents(node);
+  const selection = getSelection();
+  selection.removeAllRanges();
+  selection.addRange(range);
+}
+
+// What an admin may do to an active link; each asks first.
+const LINK_ACTIONS = [
+  {
+    word: "Regenerate",
+    style: "secondary",
+    question: () =>
+      "The link gets a new URL and the current one stops working at once: whoever has it " +
+      "needs the new one. Its uses, expiry and roles stay.",
+    call: (link) => api("POST", `/api/v1/invitations/links/${link.id}/regenerate`),
+    done: () => "Link regenerated: the old URL no longer works. Copy the new one to share it.",
+  },
+  {
+    word: "Revoke",
+    style: "danger",
+    question: () =>
+      "The link stops working at once: nobody else can join with it. Accounts already made " +
+      "with it stay.",
+    call: (link) => api("DELETE", `/api/v1/invitations/links/${link.id}`),
+    done: () => "Link revoked: nobody else can join with it.",
+    // Its buttons are gone: the focus goes to its status, which says Revoked.
+    focus: (link) => `status-${link.id}`,
+  },
+];
+
+async function actOnLink(action, link) {
+  const title = `${action.word} link?`;
+  if (!(await confirmAction(title, action.question(link), action.word))) return;
+  try {
+    toast(action.done(link, await action.call(link)));
+  } catch (error) {
+    toast(describe(error), { error: true });
+  }
+  await links.refresh();
+  if (action.focus) $(`[data-focus-key="${action.focus(link)}"]`, links.table)?.focus();
+}
+
+// ---------------------------------------------------------------- the audit trail
+
+const audit = new LiveList({
+  view: $("#audit-view"),
+  table: $("#audit-table"),
+  count: $("#audit-count"),
+  noun: "entries",
+  empty: "Nothing recorded matches.",
+  load: (query) => api("GET", `/api/v1/audit?${query}`),
+  row: (entry) => {
+    const who = entry.actor_name ?? (entry.actor_id ? "Someone (name unknown)" : "System");
+    const details = auditDetails(entry);
+    return element(
+      "tr",
+      { dataset: { entryId: entry.id } },
+      element(
+        "td",
+        { class: "nowrap" },
+        element("time", { datetime: entry.occurred_at }, formatDateTime(entry.occurred_at)),
+      ),
+      element("td", { class: "wide-only" }, who),
+      element(
+        "td",
+        {},
+        element("span", { class: "what" }, AUDIT_WORDS[entry.action] ?? entry.action),
+        element("span", { class: "reason narrow-only" }, `By ${who}`),
+        details ? element("span", { class: "reason narrow-only" }, details) : null,
+      ),
+      element("td", {}, auditTarget(entry)),
+      element("td", { class: "wide-only" }, details || "—"),
+    );
+  },
+});
+
+function auditTarget(entry) {
+  const label = entry.target_label;
+  if (entry.target_kind === "link") return label ? `Link for @${label}` : "Link for any address";
+  if (!label) return "—";
+  return entry.target_kind === "invitation" ? breakableAddress(label) : label;
+}
+
+// The entry's facts in a few words: what a link or invitation gives, what an edit changed.
+// The entries whose roles are what an invitation, a link or a new account gives.
+const ROLES_GIVEN = [
+  "invitation.sent",
+  "invitation.resent",
+  "link.created",
+  "link.regenerated",
+  "link.redeemed",
+  "user.created",
+  "user.joined",
+];
+
+function auditDetails(entry) {
+  const facts = entry.details ?? {};
+  const parts = [];
+  const accounts = (count) => `${count} ${count === 1 ? "account" : "accounts"}`;
+  if (["link.created", "link.regenerated"].includes(entry.action)) {
+    if (facts.max_uses) parts.push(`up to ${accounts(facts.max_uses)}`);
+    parts.push(facts.expires_at ? `expires ${formatDateTime(facts.expires_at)}` : "never expires");
+  } else if (facts.email) {
+    parts.push(facts.email);
+  }
+  if (entry.action === "user.updated" && facts.changes?.length) {
+    parts.push(`changed ${facts.changes.map((name) => CHANGE_WORDS[name] ?? name).join(", ")}`);
+  }
+  if (facts.roles?.length && ROLES_GIVEN.includes(entry.action)) {
+    parts.push(`roles: ${facts.roles.join(", ")}`);
+  } else if (entry.action === "user.updated" && facts.changes?.includes("roles")) {
+    parts.push(`roles now: ${(facts.roles ?? []).join(", ")}`);
+  }
+  if (entry.action.startsWith("invitation.") && facts.expires_at) {
+    parts.push(`expires ${formatDateTime(facts.expires_at)}`);
+  }
+  const text = parts.join("; ");
+  // A sentence starts with a capital; an address stays as it is.
+  if (!text || parts[0] === facts.email) return text;
+  return text[0].toUpperCase() + text.slice(1);
+}
+
+// A date input's day (2025-12-03), in the browser's time zone, as the API's instant: its
+// midnight, or the midnight days later.
+function localMidnight(day, days = 0) {
+  if (!day) return "";
+  const [year, month, date] = day.split("-").map(Number);
+  return new Date(year, month - 1, date + days).toISOString();
+}
+
 // ---------------------------------------------------------------- views
 
-const views = { users, invitations };
+const views = { users, invitations, links, audit };
+const VIEW_TITLES = {
+  users: "Users",
+  invitations: "Invitations",
+  links: "Invite links",
+  audit: "Audit trail",
+};
 let currentView = "users";
 
+// Each view has its hash (#invitations, #links, #audit; none for Users). Another hash (the skip
+// link's #main) keeps the view where it is.
 function showView() {
-  currentView = location.hash === "#invitations" ? "invitations" : "users";
+  const asked = location.hash.slice(1);
+  if (asked in views) currentView = asked;
+  else if (!asked) currentView = "users";
   for (const section of $$("[data-view]")) section.hidden = section.dataset.view !== currentView;
   for (const link of $$("[data-view-link]")) {
     if (link.dataset.viewLink === currentView) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  document.title = `${currentView === "users" ? "Users" : "Invitations"} - ${document.title.split(" - ").pop()}`;
+  document.title = `${VIEW_TITLES[currentView]} - ${document.title.split(" - ").pop()}`;
   views[currentView].refresh();
   if (currentView === "invitations") loadNotifySetting();
 }
@@ -592,6 +909,23 @@ $("#invitation-search").addEventListener(
 $("#invitation-status").addEventListener("change", (event) =>
   invitations.setFilter("status", event.target.value),
 );
+$("#audit-filters").addEventListener("submit", (event) => event.preventDefault());
+$("#audit-action").addEventListener("change", (event) =>
+  audit.setFilter("action", event.target.value),
+);
+$("#audit-search").addEventListener(
+  "input",
+  debounce((event) => audit.setFilter("search", event.target.value.trim())),
+);
+// Days in the browser's time zone: From at its midnight, To up to the next day's (exclusive).
+$("#audit-since").addEventListener("change", (event) => {
+  $("#audit-until").min = event.target.value;
+  audit.setFilter("since", localMidnight(event.target.value));
+});
+$("#audit-until").addEventListener("change", (event) => {
+  $("#audit-since").max = event.target.value;
+  audit.setFilter("until", localMidnight(event.target.value, 1));
+});
 
 // ---------------------------------------------------------------- the contextual panel
 
@@ -869,6 +1203,106 @@ function importSummary(job) {
       : "no invitation was sent.";
   if (others > 0) text += ` ${others} ${others === 1 ? "row was" : "rows were"} not invited.`;
   return text;
+}
+
+// ---------------------------------------------------------------- New link
+
+const linkForm = $("#link-form");
+const NEVER_REFUSED = /never expire/i;
+// A string refusal names no field: these words tell which one it is about.
+const LINK_PROBLEM_FIELDS = [
+  [/domain/i, "allowed_domain"],
+  [/never expire|expires_in_hours/i, "expires_in_hours"],
+  [/max_uses/i, "max_uses"],
+  [/role|admin/i, "roles"],
+];
+
+function openNewLink(opener) {
+  linkForm.reset();
+  linkForm.hidden = false;
+  $("#link-created").hidden = true;
+  clearFieldErrors(linkForm, $("#link-error"));
+  openPanel("new-link", "New invite link", opener);
+}
+
+$("#new-link-button").addEventListener("click", (event) => openNewLink(event.currentTarget));
+$("#link-another").addEventListener("click", () => openNewLink(panelOpener));
+
+linkForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const general = $("#link-error");
+  clearFieldErrors(linkForm, general);
+  const fields = linkForm.elements;
+  const maxUses = Number(fields.max_uses.value);
+  const roles = checkedRoles(linkForm);
+  const missing = [];
+  const whole = Number.isInteger(maxUses) && maxUses >= 1 && maxUses <= MAX_LINK_USES;
+  if (!fields.max_uses.value || !whole) {
+    missing.push({ loc: ["max_uses"], msg: "Enter a whole number from 1 to 10,000." });
+  }
+  if (!roles.length) missing.push({ loc: ["roles"], msg: "Choose at least one role." });
+  if (missing.length) {
+    showFieldErrors(linkForm, "link", { detail: missing }, general);
+    return;
+  }
+  const expiry = fields.expires_in_hours.value;
+  const body = { max_uses: maxUses, allowed_domain: optional(fields.allowed_domain.value), roles };
+  if (expiry === "never") body.never_expires = true;
+  else body.expires_in_hours = Number(expiry);
+  const button = $("button[type=submit]", linkForm);
+  button.disabled = true;
+  try {
+    const link = await api("POST", "/api/v1/invitations/links", body);
+    showCreatedLink(link);
+    links.refresh();
+  } catch (error) {
+    if (typeof error.detail === "string" && NEVER_REFUSED.test(error.detail)) refuseNever();
+    showFieldErrors(linkForm, "link", linkProblems(error), general);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// The workspace allows no link without expiry: Never stays in the list, disabled, saying why.
+function refuseNever() {
+  const never = $("#link-never");
+  never.disabled = true;
+  never.textContent = "Never (not allowed in this workspace)";
+}
+
+// The API's refusal, each problem beside its field: a plain string by its words, a list by loc
+// (never_expires belongs to the expiry's choice).
+function linkProblems(error) {
+  if (Array.isArray(error.detail)) {
+    return {
+      detail: error.detail.map((problem) =>
+        Array.isArray(problem.loc) && problem.loc.includes("never_expires")
+          ? { ...problem, loc: ["body", "expires_in_hours"] }
+          : problem,
+      ),
+    };
+  }
+  if (typeof error.detail !== "string") return error;
+  const field = LINK_PROBLEM_FIELDS.find(([words]) => words.test(error.detail))?.[1];
+  return { detail: [{ loc: field ? ["body", field] : null, msg: error.detail }] };
+}
+
+function showCreatedLink(link) {
+  const accounts = `${link.max_uses} ${link.max_uses === 1 ? "account" : "accounts"}`;
+  let text = `Link created. It makes up to ${accounts}`;
+  text += link.allowed_domain ? ` for @${link.allowed_domain} addresses` : "";
+  text += link.expires_at ? ` until ${formatDateTime(link.expires_at)}.` : " and never expires.";
+  if (link.roles.includes("admin")) text += " Whoever joins with it becomes an admin.";
+  $("#link-confirmation").textContent = text;
+  const url = $("#link-created-url");
+  url.value = link.url;
+  $("#link-created-copy").onclick = () => copyLink(link.url, url);
+  // The next link starts from the defaults: an admin role is never carried over unseen.
+  linkForm.reset();
+  linkForm.hidden = true;
+  $("#link-created").hidden = false;
+  $("#link-confirmation").focus();
+  toast("Link created.");
 }
 
 // ---------------------------------------------------------------- New user
