@@ -181,7 +181,7 @@ async def test_each_event_is_recorded_once_with_what_it_meant_and_who_did_it() -
         (AuditAction.USER_DEACTIVATED, "ada", "The Boss"),
         (AuditAction.USER_REACTIVATED, "ada", "The Boss"),
         (AuditAction.AVATAR_CHANGED, "ada", None),  # an actor the trail cannot name
-        (AuditAction.USER_ACTIVATED, "ada", None),  # the system
+        (AuditAction.USER_ACTIVATED, "ada", "Ada"),  # the person who signed in
     ]
     assert uow.audit.entries[0].details == {
         "roles": ["admin"],

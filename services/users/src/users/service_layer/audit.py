@@ -107,7 +107,10 @@ async def _fact_of(uow: UsersUnitOfWork, data: AuditedEvent) -> _Fact:
         case UserUpdated():
             action = user_change_action(data.changes, data.status)
             details = {"changes": data.changes, **facts(fields, "roles", "status")}
-            return _Fact(action, TargetKind.USER, data.user_id, data.username, details)
+            # A first sign-in is the person's own doing, though no request of theirs caused
+            # the event (the auth-listener saw the login).
+            by = Actor(data.user_id, data.name) if action is AuditAction.USER_ACTIVATED else None
+            return _Fact(action, TargetKind.USER, data.user_id, data.username, details, by)
 
 
 def _created(data: UserCreated, fields: dict[str, Any]) -> _Fact:
