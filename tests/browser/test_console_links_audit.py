@@ -18,7 +18,7 @@ from tests.support.public_system import PublicSystem
 
 pytestmark = pytest.mark.browser
 
-LIVE = 20_000  # ms: the console refreshes every 3 s; links and the trail go through the broker
+LIVE = 45_000  # ms: the console refreshes every 3 s; links and the trail go through the broker
 LINK_URL = re.compile(r"^http://127\.0\.0\.1:\d+/join/link/[A-Za-z0-9_-]+$")
 
 

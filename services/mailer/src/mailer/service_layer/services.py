@@ -12,6 +12,7 @@ from mailer.domain.model import Email, EmailStatus, SendError, TransientSendErro
 from mailer.domain.rendering import (
     AcceptanceEmail,
     InvitationEmail,
+    RenderedEmail,
     WelcomeEmail,
     build_message,
     render_acceptance,
@@ -77,16 +78,8 @@ def invitation_email(event: Envelope[InvitationRequested], *, sender: str) -> Ou
             reminder=data.reminder,
         )
     )
-    return OutgoingEmail(
-        source_event_id=event.event_id,
-        kind=INVITATION_KIND,
-        reference_id=data.invitation_id,
-        # The event's id: a resend after a crash carries the same Message-ID, so receivers
-        # can drop the duplicate.
-        message=build_message(
-            rendered, sender=sender, recipient=data.email, message_id=event.event_id
-        ),
-        link_expires_at=data.expires_at,
+    return _outgoing(
+        event, INVITATION_KIND, data.invitation_id, rendered, data.email, sender, data.expires_at
     )
 
 
@@ -103,17 +96,8 @@ def welcome_email(event: Envelope[WelcomeEmailRequested], *, sender: str) -> Out
             set_password_expires_at=data.set_password_expires_at,
         )
     )
-    return OutgoingEmail(
-        source_event_id=event.event_id,
-        kind=WELCOME_KIND,
-        reference_id=data.user_id,
-        # The event's id: a resend after a crash carries the same Message-ID, so receivers
-        # can drop the duplicate.
-        message=build_message(
-            rendered, sender=sender, recipient=data.email, message_id=event.event_id
-        ),
-        link_expires_at=data.set_password_expires_at if data.set_password_url else None,
-    )
+    expires = data.set_password_expires_at if data.set_password_url else None
+    return _outgoing(event, WELCOME_KIND, data.user_id, rendered, data.email, sender, expires)
 
 
 def acceptance_email(event: Envelope[AcceptanceEmailRequested], *, sender: str) -> OutgoingEmail:
@@ -129,13 +113,30 @@ def acceptance_email(event: Envelope[AcceptanceEmailRequested], *, sender: str) 
             inviter_name=data.inviter_name,
         )
     )
+    return _outgoing(
+        event, ACCEPTANCE_KIND, data.invitation_id, rendered, data.recipient, sender, None
+    )
+
+
+def _outgoing(
+    event: Envelope[Any],
+    kind: str,
+    reference_id: uuid.UUID,
+    rendered: RenderedEmail,
+    recipient: str,
+    sender: str,
+    link_expires_at: datetime | None,
+) -> OutgoingEmail:
     return OutgoingEmail(
         source_event_id=event.event_id,
-        kind=ACCEPTANCE_KIND,
-        reference_id=data.invitation_id,
+        kind=kind,
+        reference_id=reference_id,
+        # The event's id: a resend after a crash carries the same Message-ID, so receivers
+        # can drop the duplicate.
         message=build_message(
-            rendered, sender=sender, recipient=data.recipient, message_id=event.event_id
+            rendered, sender=sender, recipient=recipient, message_id=event.event_id
         ),
+        link_expires_at=link_expires_at,
     )
 
 

@@ -10,7 +10,9 @@ too, since the link names nobody."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from fastapi import APIRouter, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +21,7 @@ from pydantic import Field, ValidationError
 
 from users.domain.invitations import InvitationGrant, LinkProblem
 from users.domain.invite_links import InviteLinkGrant
+from users.domain.model import User
 from users.domain.rules import ADMIN_ROLE, MAX_EMAIL_LENGTH, InvalidFields
 from users.entrypoints.http import MAX_SECRET, MAX_TEXT, Strict, UserOut
 from users.entrypoints.templating import SECRET_ADDRESS, render
@@ -32,6 +35,8 @@ from users.service_layer.services import (
 )
 from users.service_layer.unit_of_work import DuplicateField
 from users.wiring import UsersContext
+
+StrictT = TypeVar("StrictT", bound=Strict)
 
 router = APIRouter(tags=["pages"])
 
@@ -160,6 +165,7 @@ def _join_page(
         code,
         SECRET_ADDRESS,
         email=grant.email,
+        allowed_domain=None,
         as_admin=ADMIN_ROLE in grant.roles,
         min_length=min_length,
         values=values or {"name": "", "username": ""},
@@ -240,8 +246,7 @@ async def join(token: str, request: Request) -> Response:
     the join page's form. The address is the invitation's; the account is pending, verified."""
     context: UsersContext = request.app.state.context
     settings = context.settings
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    as_form = content_type in _FORM_TYPES
+    as_form = _is_form(request)
     form = await _form_of(request) if as_form else await _json_of(request)
     try:
         user = await services.join(
@@ -260,29 +265,11 @@ async def join(token: str, request: Request) -> Response:
         if not as_form:
             raise  # the API's handlers answer 422 / 409 naming the fields
         return await _form_again(context, token, form, error, request)
-    if not as_form:
-        return JSONResponse(
-            UserOut.of(user).model_dump(mode="json"),
-            status_code=status.HTTP_201_CREATED,
-            headers={"Cache-Control": "no-store"},
-        )
-    return _message_page(
-        request,
-        settings.workspace_name,
-        "Your account is ready",
-        f"Your account is ready: sign in as {user.username} with the password you chose.",
-        status.HTTP_201_CREATED,
-        sign_in_url=context.policy.login_url,
-    )
+    return _account_ready(request, context, user, as_form=as_form)
 
 
 async def _form_of(request: Request) -> JoinForm:
-    fields = await request.form()
-
-    def text(name: str, limit: int) -> str:
-        value = fields.get(name)
-        return value[:limit] if isinstance(value, str) else ""
-
+    text = await _form_text(request)
     return JoinForm(
         name=text("name", MAX_TEXT),
         username=text("username", MAX_TEXT),
@@ -291,8 +278,29 @@ async def _form_of(request: Request) -> JoinForm:
 
 
 async def _json_of(request: Request) -> JoinForm:
+    body = await _validated(request, JoinRequest)
+    return JoinForm(name=body.name, username=body.username, password=body.password)
+
+
+def _is_form(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type in _FORM_TYPES
+
+
+async def _form_text(request: Request) -> Callable[[str, int], str]:
+    """A reader of the posted form's fields: text, cut to a limit, empty when absent."""
+    fields = await request.form()
+
+    def text(name: str, limit: int) -> str:
+        value = fields.get(name)
+        return value[:limit] if isinstance(value, str) else ""
+
+    return text
+
+
+async def _validated(request: Request, model: type[StrictT]) -> StrictT:
     try:
-        body = JoinRequest.model_validate_json(await request.body())
+        return model.model_validate_json(await request.body())
     except ValidationError as invalid:
         # Without the input: it may be the password.
         raise RequestValidationError(
@@ -301,7 +309,26 @@ async def _json_of(request: Request) -> JoinForm:
                 for error in invalid.errors()
             ]
         ) from None
-    return JoinForm(name=body.name, username=body.username, password=body.password)
+
+
+def _account_ready(
+    request: Request, context: UsersContext, user: User, *, as_form: bool
+) -> Response:
+    """The new account as JSON, or a page pointing to the sign-in."""
+    if not as_form:
+        return JSONResponse(
+            UserOut.of(user).model_dump(mode="json"),
+            status_code=status.HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store"},
+        )
+    return _message_page(
+        request,
+        context.settings.workspace_name,
+        "Your account is ready",
+        f"Your account is ready: sign in as {user.username} with the password you chose.",
+        status.HTTP_201_CREATED,
+        sign_in_url=context.policy.login_url,
+    )
 
 
 def _problems_of(error: InvalidFields | DuplicateField) -> tuple[int, list[str]]:
@@ -377,10 +404,11 @@ def _join_link_page(
 ) -> HTMLResponse:
     return render(
         request,
-        "join_link.html",
+        "join.html",
         workspace_name,
         code,
         SECRET_ADDRESS,
+        email=None,  # the link names nobody: the page asks
         allowed_domain=grant.allowed_domain,
         as_admin=ADMIN_ROLE in grant.roles,
         min_length=min_length,
@@ -435,8 +463,7 @@ async def join_link(token: str, request: Request) -> Response:
     the account is pending, not verified, with the link's roles."""
     context: UsersContext = request.app.state.context
     settings = context.settings
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    as_form = content_type in _FORM_TYPES
+    as_form = _is_form(request)
     form = await _link_form_of(request) if as_form else await _link_json_of(request)
     try:
         user = await services.join_by_link(
@@ -455,29 +482,11 @@ async def join_link(token: str, request: Request) -> Response:
         if not as_form:
             raise  # the API's handlers answer 422 / 409 naming the fields
         return await _link_form_again(context, token, form, error, request)
-    if not as_form:
-        return JSONResponse(
-            UserOut.of(user).model_dump(mode="json"),
-            status_code=status.HTTP_201_CREATED,
-            headers={"Cache-Control": "no-store"},
-        )
-    return _message_page(
-        request,
-        settings.workspace_name,
-        "Your account is ready",
-        f"Your account is ready: sign in as {user.username} with the password you chose.",
-        status.HTTP_201_CREATED,
-        sign_in_url=context.policy.login_url,
-    )
+    return _account_ready(request, context, user, as_form=as_form)
 
 
 async def _link_form_of(request: Request) -> LinkJoinForm:
-    fields = await request.form()
-
-    def text(name: str, limit: int) -> str:
-        value = fields.get(name)
-        return value[:limit] if isinstance(value, str) else ""
-
+    text = await _form_text(request)
     return LinkJoinForm(
         email=text("email", MAX_EMAIL_LENGTH),
         name=text("name", MAX_TEXT),
@@ -487,16 +496,7 @@ async def _link_form_of(request: Request) -> LinkJoinForm:
 
 
 async def _link_json_of(request: Request) -> LinkJoinForm:
-    try:
-        body = LinkJoinRequest.model_validate_json(await request.body())
-    except ValidationError as invalid:
-        # Without the input: it may be the password.
-        raise RequestValidationError(
-            [
-                {"loc": ("body", *error["loc"]), "msg": error["msg"], "type": error["type"]}
-                for error in invalid.errors()
-            ]
-        ) from None
+    body = await _validated(request, LinkJoinRequest)
     return LinkJoinForm(
         email=body.email, name=body.name, username=body.username, password=body.password
     )
