@@ -122,8 +122,16 @@ def csv_of(*lines: str) -> bytes:
     return ("email,name,roles\n" + "\n".join(lines) + "\n").encode()
 
 
+UPLOADER = uuid.uuid4()
+
+
 async def start(uow: ImportingUnitOfWork, data: bytes, **fields: object) -> ImportJob:
-    command = ImportCommand(data=data, inviter_is_admin=True, **fields)  # type: ignore[arg-type]
+    command = ImportCommand(
+        data=data,
+        inviter_id=UPLOADER,
+        inviter_is_admin=True,
+        **fields,  # type: ignore[arg-type]
+    )
     return await imports.start_import(uow, command, policy=POLICY, now=NOW)
 
 
@@ -159,6 +167,8 @@ async def test_every_row_gets_the_text_areas_outcome_and_its_row_number() -> Non
     assert (job.status, job.processed_rows, job.queued) == (ImportStatus.DONE, 5, 1)
     [issued] = [e for e in uow.events("InvitationIssued") if e.data.email == "ada@example.com"]
     assert issued.data.roles == ["admin"] and rows[0].invitation_id == issued.data.invitation_id
+    # Invited in the background, yet in the name of the admin who uploaded the file.
+    assert issued.actor_id == UPLOADER
 
 
 async def test_a_large_file_is_worked_through_in_chunks_each_committed() -> None:

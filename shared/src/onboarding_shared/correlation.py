@@ -2,6 +2,8 @@
 and the person whose request it is, for the events it causes (their ``actor_id``)."""
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
@@ -25,3 +27,14 @@ def current_actor() -> uuid.UUID | None:
 def use_actor(user_id: uuid.UUID | None) -> None:
     """Set by the authentication of a request: its events name who asked for them."""
     _actor.set(user_id)
+
+
+@contextmanager
+def acting_as(user_id: uuid.UUID | None) -> Iterator[None]:
+    """Work done later on someone's behalf (a background job running their request): the
+    events it causes name them, as the request's own would have."""
+    token = _actor.set(user_id)
+    try:
+        yield
+    finally:
+        _actor.reset(token)

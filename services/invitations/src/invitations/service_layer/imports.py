@@ -33,6 +33,7 @@ from invitations.service_layer.services import (
     utc_day,
 )
 from invitations.service_layer.unit_of_work import InvitationsUnitOfWork
+from onboarding_shared.correlation import acting_as
 
 CHUNK_ROWS = 200
 
@@ -122,7 +123,8 @@ async def work_on_imports(
         if job is None:
             return 0
         rows = await uow.imports.unsettled_rows(job.id, limit=CHUNK_ROWS)
-        queued = await _invite_rows(uow, job, rows, policy=policy, minter=minter, now=now)
+        with acting_as(job.inviter_id):  # the admin who uploaded the file invites its rows
+            queued = await _invite_rows(uow, job, rows, policy=policy, minter=minter, now=now)
         if rows:
             job.record_chunk(rows, queued, now=now)
         else:
