@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from alembic import context
-from sqlalchemy import DateTime, MetaData, Table, event, pool, text
+from sqlalchemy import DateTime, Enum, MetaData, Table, event, pool, text
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
@@ -28,6 +29,14 @@ NAMING_CONVENTION = {
 
 def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def string_enum(enum: type[StrEnum], length: int = 20) -> Enum:
+    """A column holding a StrEnum as its values (not its names), as a plain string: no
+    database enum type or CHECK constraint, so a new member needs no migration."""
+    return Enum(
+        enum, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 def map_once(mapper_registry: registry, *mappings: tuple[type[Any], Table]) -> None:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Column, Enum, Index, String, Table, Uuid
+from sqlalchemy import Column, Index, String, Table, Uuid
 from sqlalchemy.orm import registry
 
 from auth_listener.domain.model import AccountStatus, IdentifierKind, KnownAccount, PendingLogin
-from onboarding_shared.db import UtcDateTime, map_once, new_metadata
+from onboarding_shared.db import UtcDateTime, map_once, new_metadata, string_enum
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
 
 metadata = new_metadata()
 mapper_registry = registry(metadata=metadata)
-
-
-def _enum(enum: Any) -> Enum:
-    return Enum(enum, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
 
 
 known_accounts = Table(
@@ -28,7 +22,7 @@ known_accounts = Table(
     # Not unique: a copy may briefly lag behind a change of email or username.
     Column("email_key", String(320), nullable=False, index=True),
     Column("username_key", String(100), nullable=False, index=True),
-    Column("status", _enum(AccountStatus), nullable=False),
+    Column("status", string_enum(AccountStatus), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("as_of", UtcDateTime, nullable=False),
     Column("first_login_at", UtcDateTime, nullable=True),
@@ -37,7 +31,7 @@ known_accounts = Table(
 pending_logins = Table(
     "pending_logins",
     metadata,
-    Column("kind", _enum(IdentifierKind), primary_key=True),
+    Column("kind", string_enum(IdentifierKind), primary_key=True),
     Column("value", String(320), primary_key=True),
     Column("logged_in_at", UtcDateTime, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Enum, Index, Integer, String, Table, Text, Uuid
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, String, Table, Text, Uuid
 from sqlalchemy.orm import registry
 
 from invitations.domain.imports import ImportedRow, ImportJob, ImportStatus
@@ -14,7 +14,7 @@ from invitations.domain.model import (
     InviterSettings,
     Member,
 )
-from onboarding_shared.db import UtcDateTime, map_once, new_metadata
+from onboarding_shared.db import UtcDateTime, map_once, new_metadata, string_enum
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
@@ -32,12 +32,7 @@ invitations = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column(
         "status",
-        Enum(
-            InvitationStatus,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        string_enum(InvitationStatus),
         nullable=False,
     ),
     Column("created_at", UtcDateTime, nullable=False),
@@ -97,12 +92,7 @@ invitation_imports = Table(
     Column("inviter_id", Uuid, nullable=True),
     Column(
         "status",
-        Enum(
-            ImportStatus,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        string_enum(ImportStatus),
         nullable=False,
     ),
     Column("total_rows", Integer, nullable=False),

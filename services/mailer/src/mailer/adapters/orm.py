@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Enum, Integer, String, Table, Uuid
+from sqlalchemy import Column, Integer, String, Table, Uuid
 from sqlalchemy.orm import registry
 
 from mailer.domain.model import Email, EmailStatus
-from onboarding_shared.db import UtcDateTime, map_once, new_metadata
+from onboarding_shared.db import UtcDateTime, map_once, new_metadata, string_enum
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
@@ -24,12 +24,7 @@ emails = Table(
     Column("recipient", String(320), nullable=False),
     Column(
         "status",
-        Enum(
-            EmailStatus,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        string_enum(EmailStatus),
         nullable=False,
     ),
     Column("created_at", UtcDateTime, nullable=False),

@@ -9,7 +9,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Dialect,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -21,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import registry
 
-from onboarding_shared.db import UtcDateTime, map_once, new_metadata
+from onboarding_shared.db import UtcDateTime, map_once, new_metadata, string_enum
 from onboarding_shared.messaging.inbox import define_inbox_table
 from onboarding_shared.messaging.outbox import define_outbox_table
 from onboarding_shared.unit_of_work import MessagingTables
@@ -63,9 +62,7 @@ users = Table(
     Column("is_admin", Boolean, nullable=False),
     Column(
         "status",
-        Enum(
-            UserStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
-        ),
+        string_enum(UserStatus),
         nullable=False,
     ),
     Column("created_at", UtcDateTime, nullable=False),
@@ -112,12 +109,7 @@ invitation_grants = Table(
     Column("token_hash", String(128), nullable=False, unique=True),
     Column(
         "state",
-        Enum(
-            GrantState,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        string_enum(GrantState),
         nullable=False,
     ),
     Column("email", String(320), nullable=True),
@@ -132,12 +124,7 @@ invite_link_grants = Table(
     Column("link_id", Uuid, primary_key=True),
     Column(
         "state",
-        Enum(
-            LinkGrantState,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        string_enum(LinkGrantState),
         nullable=False,
     ),
     # Unknown (NULL) while only a revocation has arrived.
@@ -158,19 +145,12 @@ audit_entries = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
     Column(
         "action",
-        Enum(
-            AuditAction,
-            native_enum=False,
-            length=40,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        string_enum(AuditAction, length=40),
         nullable=False,
     ),
     Column(
         "target_kind",
-        Enum(
-            TargetKind, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
-        ),
+        string_enum(TargetKind),
         nullable=False,
     ),
     Column("target_id", Uuid, nullable=False),
