@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import insert, inspect, select, text
 
 import auth_listener.bootstrap
@@ -19,6 +18,7 @@ import users.bootstrap
 from invitations.adapters import orm
 from onboarding_shared.db import create_engine
 from tests.support.databases import DatabaseFactory
+from tests.support.migrations import BACKENDS, alembic_config, empty_database
 
 pytestmark = pytest.mark.integration
 
@@ -36,28 +36,20 @@ async def test_migrations_match_the_models_and_downgrade_cleanly(
 ) -> None:
     migrations: Path = SERVICES[service]
     url = await databases.create_migrated(service, migrations)
-    config = Config()
-    config.set_main_option("script_location", str(migrations))
-    config.set_main_option("sqlalchemy.url", url)
+    config = alembic_config(migrations, url)
     await asyncio.to_thread(command.check, config)
     await asyncio.to_thread(command.downgrade, config, "base")
     await asyncio.to_thread(command.upgrade, config, "head")
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_invitation_deferrals_migrate_up_and_down_keeping_every_invitation(
     databases: DatabaseFactory, tmp_path: Path, backend: str
 ) -> None:
     """0002 adds the retry columns; undone, a retrying invitation waits as pending, a status
     the older code knows."""
-    url = (
-        await databases.create("invitations")
-        if backend == "postgresql"
-        else f"sqlite+aiosqlite:///{tmp_path / 'invitations.db'}"
-    )
-    config = Config()
-    config.set_main_option("script_location", str(invitations.bootstrap.MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url)
+    url = await empty_database(databases, tmp_path, backend, "invitations")
+    config = alembic_config(invitations.bootstrap.MIGRATIONS, url)
     await asyncio.to_thread(command.upgrade, config, "head")
     now = datetime.now(UTC)
     engine = create_engine(url)
@@ -96,19 +88,13 @@ async def test_invitation_deferrals_migrate_up_and_down_keeping_every_invitation
         await engine.dispose()
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_invitations_made_before_roles_existed_give_the_user_role(
     databases: DatabaseFactory, tmp_path: Path, backend: str
 ) -> None:
     """0003 adds the roles an invitation gives; the ones already out give what joining gave."""
-    url = (
-        await databases.create("invitations")
-        if backend == "postgresql"
-        else f"sqlite+aiosqlite:///{tmp_path / 'invitations.db'}"
-    )
-    config = Config()
-    config.set_main_option("script_location", str(invitations.bootstrap.MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url)
+    url = await empty_database(databases, tmp_path, backend, "invitations")
+    config = alembic_config(invitations.bootstrap.MIGRATIONS, url)
     await asyncio.to_thread(command.upgrade, config, "0002")
     now = datetime.now(UTC)
     invitation_id = uuid.uuid4()

@@ -11,29 +11,23 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import insert, inspect, select
 
 import users.bootstrap
 from onboarding_shared.db import create_engine
 from tests.support.databases import DatabaseFactory
+from tests.support.migrations import BACKENDS, alembic_config, empty_database
 from users.adapters.orm import invitation_grants, invite_link_grants
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_grants_learnt_before_roles_existed_give_the_user_role(
     databases: DatabaseFactory, tmp_path: Path, backend: str
 ) -> None:
-    url = (
-        await databases.create("users")
-        if backend == "postgresql"
-        else f"sqlite+aiosqlite:///{tmp_path / 'users.db'}"
-    )
-    config = Config()
-    config.set_main_option("script_location", str(users.bootstrap.MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url)
+    url = await empty_database(databases, tmp_path, backend, "users")
+    config = alembic_config(users.bootstrap.MIGRATIONS, url)
     await asyncio.to_thread(command.upgrade, config, "0003")
     invitation_id = uuid.uuid4()
     engine = create_engine(url)
@@ -66,20 +60,14 @@ async def test_grants_learnt_before_roles_existed_give_the_user_role(
         await engine.dispose()
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_invite_link_grants_migrate_up_and_down(
     databases: DatabaseFactory, tmp_path: Path, backend: str
 ) -> None:
     """0005 adds the invite links' grants: several links known only by their revocation (no
     token hash yet) live side by side; undone, the table goes and the accounts stay."""
-    url = (
-        await databases.create("users")
-        if backend == "postgresql"
-        else f"sqlite+aiosqlite:///{tmp_path / 'users.db'}"
-    )
-    config = Config()
-    config.set_main_option("script_location", str(users.bootstrap.MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url)
+    url = await empty_database(databases, tmp_path, backend, "users")
+    config = alembic_config(users.bootstrap.MIGRATIONS, url)
     await asyncio.to_thread(command.upgrade, config, "0004")
     engine = create_engine(url)
     try:
