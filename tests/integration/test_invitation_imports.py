@@ -57,6 +57,7 @@ async def test_a_file_is_invited_row_by_row_and_its_results_download_safely(
         assert started.status_code == 202, started.text
         job = started.json()
         assert (job["total_rows"], job["filename"]) == (252, "team.csv")
+        assert job["outcomes"] == {"invalid": 1}  # known as soon as the file is read
         done = await eventually(lambda: finished(api, job["id"]), timeout=30)
         results = await api.get(f"{IMPORTS}/{job['id']}/results.csv", headers=ADMIN)
         listed = (await api.get("/api/v1/invitations", headers=ADMIN)).json()["total"]

@@ -132,7 +132,7 @@ async def start(uow: ImportingUnitOfWork, data: bytes, **fields: object) -> Impo
         inviter_is_admin=True,
         **fields,  # type: ignore[arg-type]
     )
-    return await imports.start_import(uow, command, policy=POLICY, now=NOW)
+    return (await imports.start_import(uow, command, policy=POLICY, now=NOW)).job
 
 
 async def work(uow: ImportingUnitOfWork) -> None:
@@ -177,7 +177,7 @@ async def test_a_large_file_is_worked_through_in_chunks_each_committed() -> None
     command = ImportCommand(
         data=csv_of(*(f"p{n}@example.com,," for n in range(450))), inviter_is_admin=True
     )
-    job = await imports.start_import(uow, command, policy=policy, now=NOW)
+    job = (await imports.start_import(uow, command, policy=policy, now=NOW)).job
     commits = uow.commits
     assert await imports.work_on_imports(uow, policy=policy, minter=MINTER, now=NOW) == 200
     assert (job.status, job.processed_rows) == (ImportStatus.RUNNING, 200)

@@ -12,6 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from invitations.domain.imports import BadImportFile, ImportTooLarge
+from invitations.domain.links import InvalidLink
 from invitations.domain.model import (
     InvalidRoles,
     Invitation,
@@ -183,7 +185,7 @@ async def create_invitations(
         inviter_is_admin=admin.is_admin,
         notify_inviter=body.notify_inviter,
     )
-    with refusals():
+    with answered_errors():
         results = await services.invite(
             context.uow(),
             command,
@@ -278,7 +280,7 @@ async def change_invitation(
     invitation_id: uuid.UUID, body: InvitationChanges, context: Context, admin: AdminPrincipal
 ) -> InvitationOut:
     """Only its inviter may change whether they are told of its acceptance."""
-    with translated_errors():
+    with answered_errors():
         invitation = await services.change_acceptance_notice(
             context.uow(), invitation_id, notify_inviter=body.notify_inviter, actor_id=admin.user_id
         )
@@ -287,7 +289,7 @@ async def change_invitation(
 
 @router.get("/{invitation_id}", responses={404: {"description": "No such invitation"}})
 async def get_invitation(invitation_id: uuid.UUID, context: Context) -> InvitationOut:
-    with translated_errors():
+    with answered_errors():
         invitation = await services.get_invitation(context.uow(), invitation_id)
     return InvitationOut.of(invitation, datetime.now(UTC))
 
@@ -303,7 +305,7 @@ async def get_invitation(invitation_id: uuid.UUID, context: Context) -> Invitati
 async def resend_invitation(invitation_id: uuid.UUID, context: Context) -> ResendResponse:
     """Same link and expiry while unexpired; an expired invitation gets a new link and expiry."""
     now = datetime.now(UTC)
-    with translated_errors():
+    with answered_errors():
         invitation = await services.resend(
             context.uow(),
             invitation_id,
@@ -329,37 +331,39 @@ async def resend_invitation(invitation_id: uuid.UUID, context: Context) -> Resen
 async def revoke_invitation(invitation_id: uuid.UUID, context: Context) -> InvitationOut:
     """The link stops working at once. Revoking twice is harmless."""
     now = datetime.now(UTC)
-    with translated_errors():
+    with answered_errors():
         invitation = await services.revoke(context.uow(), invitation_id, now=now)
     return InvitationOut.of(invitation, now)
 
 
-@contextmanager
-def refusals() -> Iterator[None]:
-    """Why a whole invitation request (addresses or a file) was refused, nothing created."""
-    try:
-        yield
-    except TooManyAddresses as error:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(error)) from None
-    except (InvalidExpiry, InvalidRoles) as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    except RoleNotAllowed as error:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from None
-    except DailyLimitReached as error:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            str(error),
-            headers={"Retry-After": str(error.retry_after_seconds)},
-        ) from None
+# What each refusal of the service layer answers, in one table; the first match counts
+# (a subclass before its base).
+ERROR_STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (NotFound, status.HTTP_404_NOT_FOUND),
+    (NotYourInvitation, status.HTTP_403_FORBIDDEN),
+    (RoleNotAllowed, status.HTTP_403_FORBIDDEN),
+    (ImportTooLarge, status.HTTP_413_CONTENT_TOO_LARGE),
+    (TooManyAddresses, status.HTTP_413_CONTENT_TOO_LARGE),
+    (DailyLimitReached, status.HTTP_429_TOO_MANY_REQUESTS),
+    (InvitationError, status.HTTP_409_CONFLICT),
+    (BadImportFile, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (InvalidLink, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (InvalidExpiry, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (InvalidRoles, status.HTTP_422_UNPROCESSABLE_CONTENT),
+)
+_REFUSALS = tuple(kind for kind, _ in ERROR_STATUSES)
 
 
 @contextmanager
-def translated_errors() -> Iterator[None]:
+def answered_errors() -> Iterator[None]:
+    """A refusal becomes its status (ERROR_STATUSES), with its message as the detail."""
     try:
         yield
-    except NotFound as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
-    except NotYourInvitation as error:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from None
-    except InvitationError as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    except _REFUSALS as error:
+        code = next(code for kind, code in ERROR_STATUSES if isinstance(error, kind))
+        headers = (
+            {"Retry-After": str(error.retry_after_seconds)}
+            if isinstance(error, DailyLimitReached)
+            else None
+        )
+        raise HTTPException(code, str(error), headers=headers) from None

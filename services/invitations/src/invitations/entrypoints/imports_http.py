@@ -5,24 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from invitations.domain.imports import (
-    BadImportFile,
     ImportedRow,
     ImportJob,
     ImportStatus,
-    ImportTooLarge,
     spreadsheet_safe,
 )
-from invitations.entrypoints.http import Context, plain_text_message, refusals, translated_errors
+from invitations.entrypoints.http import Context, answered_errors, plain_text_message
 from invitations.service_layer import imports
 from invitations.service_layer.imports import ImportCommand, ImportProgress
 from onboarding_shared.auth import AdminPrincipal, require_admin
@@ -119,16 +115,16 @@ async def start_import(
         expires_in_hours=options.expires_in_hours,
         notify_inviter=options.notify_inviter,
     )
-    with refusals(), _file_problems():
-        job = await imports.start_import(
+    with answered_errors():
+        progress = await imports.start_import(
             context.uow(), command, policy=context.invite_policy, now=datetime.now(UTC)
         )
-    return ImportOut.of(ImportProgress(job, {}))
+    return ImportOut.of(progress)
 
 
 @router.get("/{import_id}", responses={404: {"description": "No such import"}})
 async def get_import(import_id: uuid.UUID, context: Context) -> ImportOut:
-    with translated_errors():
+    with answered_errors():
         return ImportOut.of(await imports.import_progress(context.uow(), import_id))
 
 
@@ -143,7 +139,7 @@ async def get_import(import_id: uuid.UUID, context: Context) -> ImportOut:
 async def import_results(import_id: uuid.UUID, context: Context) -> Response:
     """Every row with its outcome (empty while not worked through yet). Cells a spreadsheet
     would run as formulas are quoted."""
-    with translated_errors():
+    with answered_errors():
         rows = await imports.import_rows(context.uow(), import_id)
     return Response(
         _results_csv(rows),
@@ -168,13 +164,3 @@ def _results_csv(rows: list[ImportedRow]) -> str:
         )
         writer.writerow([spreadsheet_safe(cell) for cell in cells])
     return out.getvalue()
-
-
-@contextmanager
-def _file_problems() -> Iterator[None]:
-    try:
-        yield
-    except ImportTooLarge as error:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(error)) from None
-    except BadImportFile as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None

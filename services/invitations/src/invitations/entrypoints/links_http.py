@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from invitations.domain.links import MAX_LINK_USES, InvalidLink, LinkStatus
-from invitations.entrypoints.http import Context, refusals, translated_errors
+from invitations.domain.links import MAX_LINK_USES, LinkStatus
+from invitations.entrypoints.http import Context, answered_errors
 from invitations.service_layer import links
 from invitations.service_layer.links import IssuedLink, LinkCommand
 from onboarding_shared.auth import AdminPrincipal, require_admin
@@ -93,7 +91,7 @@ async def create_link(body: LinkRequest, context: Context, admin: AdminPrincipal
         creator_is_admin=admin.is_admin,
     )
     now = datetime.now(UTC)
-    with refusals(), _invalid_links():
+    with answered_errors():
         issued = await links.create_link(
             context.uow(), command, policy=context.invite_policy, minter=context.minter, now=now
         )
@@ -117,7 +115,7 @@ async def list_links(context: Context) -> LinkList:
 async def regenerate_link(link_id: uuid.UUID, context: Context) -> LinkOut:
     """A new URL; the old one stops working."""
     now = datetime.now(UTC)
-    with translated_errors():
+    with answered_errors():
         issued = await links.regenerate_link(
             context.uow(), link_id, policy=context.invite_policy, minter=context.minter, now=now
         )
@@ -128,16 +126,8 @@ async def regenerate_link(link_id: uuid.UUID, context: Context) -> LinkOut:
 async def revoke_link(link_id: uuid.UUID, context: Context) -> LinkOut:
     """It creates no more accounts. Revoking twice is harmless."""
     now = datetime.now(UTC)
-    with translated_errors():
+    with answered_errors():
         issued = await links.revoke_link(
             context.uow(), link_id, policy=context.invite_policy, minter=context.minter, now=now
         )
     return LinkOut.of(issued, now)
-
-
-@contextmanager
-def _invalid_links() -> Iterator[None]:
-    try:
-        yield
-    except InvalidLink as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None

@@ -4,6 +4,7 @@ it a chunk per transaction, each row getting the outcome the text area would giv
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,7 +56,7 @@ async def start_import(
     *,
     policy: InvitePolicy,
     now: datetime,
-) -> ImportJob:
+) -> ImportProgress:
     """Accept the file, or refuse it whole with nothing created (BadImportFile, RoleNotAllowed,
     TooManyAddresses, InvalidExpiry, DailyLimitReached). The day's quota is taken for every
     row that would be invited now, so the limit holds for the whole file."""
@@ -93,7 +94,7 @@ async def start_import(
         uow.imports.add(job)
         uow.imports.add_rows(imported)
         await uow.commit()
-    return job
+    return ImportProgress(job, dict(Counter(row.outcome for row in imported if row.outcome)))
 
 
 def _roles_of(row: ImportRow, *, inviter_is_admin: bool) -> list[str]:
