@@ -92,7 +92,8 @@ INVITATIONS_EMAIL_OUTCOMES = QueueDefinition(
 INVITATIONS_MEMBERS = QueueDefinition(
     "invitations", "invitations.members", (UserCreated, UserUpdated)
 )
-# Bound to the mail exchange, which only the mailer's broker user may read.
+# Invitation requests come on the mail exchange, which only the mailer's broker user may read
+# (they carry links); acceptance emails, which carry none, on the events exchange.
 MAILER_INVITATIONS = QueueDefinition(
     "mailer", "mailer.invitations", (InvitationRequested, AcceptanceEmailRequested)
 )

@@ -49,21 +49,15 @@ from onboarding_shared.messaging.consumer import (
     PARKED_AT_HEADER,
     REASON_HEADER,
 )
+from onboarding_shared.messaging.queues import CONSUMER_QUEUES
 from onboarding_shared.settings import broker_user
 
 PARKED_SUFFIX = ".parked"
 # The consumer queues of the four services, listed when no --queue is given; PARKED_QUEUES
 # (comma-separated) replaces this list.
 KNOWN_QUEUES = (
-    "users.activations",
-    "users.invitations",
-    "users.audit",
-    "invitations.email-outcomes",
-    "invitations.members",
-    "mailer.invitations",
-    "mailer.welcome-emails",
-    "auth-listener.accounts",
-    "auth-listener.logins",
+    *(queue.name for queue in CONSUMER_QUEUES),
+    # Not part of the contract (Keycloak's own events), so declared by the auth-listener alone.
     "auth-listener.keycloak-logins",
 )
 REPLAY_COUNT_HEADER = "x-replay-count"
