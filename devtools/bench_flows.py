@@ -21,12 +21,14 @@ import httpx
 
 from devtools.bench_infra import SmtpSink
 from devtools.bench_system import System, metric_total
+from onboarding_shared.contract import UserLoggedIn
+from onboarding_shared.messaging.queues import AUTH_LISTENER_ACCOUNTS, AUTH_LISTENER_LOGINS
 from onboarding_shared.messaging.topology import EVENTS_EXCHANGE
 
 ADDRESSES_PER_REQUEST = 500
-LOGINS_ROUTING_KEY = "user.logged_in.v1"
-LOGINS_QUEUE = "auth-listener.logins"
-ACCOUNTS_QUEUE = "auth-listener.accounts"
+LOGINS_ROUTING_KEY = UserLoggedIn.spec.routing_key
+LOGINS_QUEUE = AUTH_LISTENER_LOGINS.name
+ACCOUNTS_QUEUE = AUTH_LISTENER_ACCOUNTS.name
 # A stalled flow (parked messages, a crashed service) fails the run instead of hanging it.
 NO_PROGRESS_SECONDS = 90.0
 POLL_SECONDS = 0.1

@@ -78,46 +78,52 @@ def _digits(value: float) -> int:
 
 
 def rows(figures: StageFigures) -> list[Row]:
-    c, flow = figures.ceilings, figures.flow
-    answer = max(flow.answer_seconds)
     table = [
+        *_flow_rows(figures),
+        *_messaging_rows(figures),
+        _latency_row(figures.latency),
+        *_memory_rows(figures.idle_rss, figures.after_rss),
+    ]
+    if figures.scaled is not None:
+        table.append(_scale_row(figures.flow, figures.scaled))
+    return table
+
+
+def _flow_rows(figures: StageFigures) -> list[Row]:
+    c, flow = figures.ceilings, figures.flow
+    return [
         ratio_row("P1 whole flow", flow.rate, "/s", ("aiosmtplib, 8 reused", c.smtp_pooled), 0.6),
         ratio_row("P1 vs a serial sender", flow.rate, "/s", ("new conn/mail", c.smtp_serial), None),
         ratio_row(
             "P2 500-address invite answer (slowest of 4)",
-            answer,
+            max(flow.answer_seconds),
             "s",
             ("serial sender, 500 mails", c.serial_seconds_for_500),
             0.1,
             at_most=True,
         ),
-        ratio_row(
-            "outbox relay (in-process)",
-            figures.relay,
-            "/s",
-            ("confirms, 256 in flight", c.publish_pipelined),
-            0.6,
-        ),
+    ]
+
+
+def _messaging_rows(figures: StageFigures) -> list[Row]:
+    pipelined = ("confirms, 256 in flight", figures.ceilings.publish_pipelined)
+    return [
+        ratio_row("outbox relay (in-process)", figures.relay, "/s", pipelined, 0.6),
         ratio_row(
             "(reference) confirms awaited one at a time",
-            c.publish_serial,
+            figures.ceilings.publish_serial,
             "/s",
-            ("confirms, 256 in flight", c.publish_pipelined),
+            pipelined,
             None,
         ),
         ratio_row(
             "P3 login absorption",
             figures.logins,
             "/s",
-            ("consume+ack, prefetch 256", c.consume),
+            ("consume+ack, prefetch 256", figures.ceilings.consume),
             0.4,
         ),
-        _latency_row(figures.latency),
-        *_memory_rows(figures.idle_rss, figures.after_rss),
     ]
-    if figures.scaled is not None:
-        table.append(_scale_row(flow, figures.scaled))
-    return table
 
 
 def _latency_row(latency: LatencyResult) -> Row:

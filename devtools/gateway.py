@@ -113,15 +113,7 @@ def create_gateway(
             answer = await client.send(outgoing, stream=True)
         except httpx.TransportError:
             return PlainTextResponse(f"{route.service} does not answer", status_code=502)
-        headers = [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP]
-        response = StreamingResponse(
-            answer.aiter_raw(),
-            status_code=answer.status_code,
-            background=BackgroundTask(answer.aclose),
-        )
-        # Every header as the service sent it, Set-Cookie included, each once.
-        response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-        return response
+        return _streamed(answer)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -132,6 +124,18 @@ def create_gateway(
     return Starlette(
         routes=[StarletteRoute("/{path:path}", forward, methods=methods)], lifespan=lifespan
     )
+
+
+def _streamed(answer: httpx.Response) -> Response:
+    headers = [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP]
+    response = StreamingResponse(
+        answer.aiter_raw(),
+        status_code=answer.status_code,
+        background=BackgroundTask(answer.aclose),
+    )
+    # Every header as the service sent it, Set-Cookie included, each once.
+    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    return response
 
 
 def main() -> None:

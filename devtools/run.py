@@ -113,20 +113,9 @@ def main() -> int:
         **os.environ,
         "AMQP_URL": AMQP_URL,
     }
-    upstreams = {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()}
-    helpers = [
-        [sys.executable, str(ROOT / "devtools" / "mailcatcher.py"), "--folder", str(VAR / "mail")],
-        [
-            sys.executable,
-            "-m",
-            "devtools.gateway",
-            "--port",
-            str(GATEWAY_PORT),
-            "--upstreams",
-            json.dumps(upstreams),
-        ],
+    processes = [
+        subprocess.Popen(command, env=environment, cwd=ROOT) for command in helper_commands()
     ]
-    processes = [subprocess.Popen(command, env=environment, cwd=ROOT) for command in helpers]
     processes += [
         subprocess.Popen(
             [str(BIN / f"onboarding-{name}"), "serve", "--migrate"],
@@ -143,6 +132,17 @@ def main() -> int:
     )
     print("Ctrl-C stops everything.", flush=True)
     return supervise(processes)
+
+
+def helper_commands() -> list[list[str]]:
+    """The development mail catcher, and the gateway that gives the services one origin."""
+    upstreams = {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()}
+    mailcatcher = ROOT / "devtools" / "mailcatcher.py"
+    gateway = ["-m", "devtools.gateway", "--port", str(GATEWAY_PORT)]
+    return [
+        [sys.executable, str(mailcatcher), "--folder", str(VAR / "mail")],
+        [sys.executable, *gateway, "--upstreams", json.dumps(upstreams)],
+    ]
 
 
 def supervise(processes: list[subprocess.Popen[bytes]]) -> int:

@@ -28,7 +28,7 @@ async def test_database_unreachable_for_45_s_during_a_burst(
 ) -> None:
     async def inject(lab: FaultLab) -> Recovery:
         await lab.postgres_proxy.cut()
-        await asyncio.sleep(DATABASE_OUTAGE_SECONDS)
+        await asyncio.sleep(DATABASE_OUTAGE_SECONDS)  # the outage itself: its length is the fault
         await lab.postgres_proxy.restore()
         return Recovery(at=time.monotonic())
 
@@ -45,7 +45,7 @@ async def test_database_unreachable_for_45_s_during_a_burst(
 async def test_smtp_answers_421_for_60_s_during_a_burst(lab: FaultLab, baseline: Baseline) -> None:
     async def inject(lab: FaultLab) -> Recovery:
         lab.smtp.handler.refuse_sessions_with = TRY_LATER
-        await asyncio.sleep(SMTP_REFUSAL_SECONDS)
+        await asyncio.sleep(SMTP_REFUSAL_SECONDS)  # the refusal's length is the fault
         lab.smtp.handler.refuse_sessions_with = None
         refused = lab.smtp.handler.refusals["421"]
         return Recovery(at=time.monotonic(), notes=[f"{refused} sessions answered 421"])
@@ -68,14 +68,14 @@ SMTP_UNREACHABLE_SECONDS = 35
 async def smtp_not_listening(lab: FaultLab) -> None:
     # Refused connections fail at once: a shorter outage exercises the same path.
     lab.smtp.stop_listening()
-    await asyncio.sleep(SMTP_CLOSED_SECONDS)
+    await asyncio.sleep(SMTP_CLOSED_SECONDS)  # the outage's length is the fault
     lab.smtp.listen_again()
 
 
 async def smtp_blackholed(lab: FaultLab) -> None:
     # Sessions hang until SMTP_TIMEOUT_SECONDS; the restore drops what was held.
     await lab.smtp_proxy.blackhole()
-    await asyncio.sleep(SMTP_UNREACHABLE_SECONDS)
+    await asyncio.sleep(SMTP_UNREACHABLE_SECONDS)  # the outage's length is the fault
     await lab.smtp_proxy.restore()
 
 
@@ -122,7 +122,7 @@ async def broker_down(lab: FaultLab, seconds: float) -> Recovery:
     stopping = time.monotonic()
     await asyncio.to_thread(lab.node.stop)
     down = time.monotonic()
-    await asyncio.sleep(max(0.0, seconds - (down - stopping)))
+    await asyncio.sleep(max(0.0, seconds - (down - stopping)))  # down this long: the fault
     await asyncio.to_thread(lab.node.start)
     back = time.monotonic()
     return Recovery(at=back, notes=[f"broker unreachable {back - stopping:.0f} s"])
@@ -191,11 +191,11 @@ async def test_database_cut_during_the_requests_that_invite(
     # Once the first request has committed, the others are on their way through theirs.
     await asyncio.wait(requests, return_when=asyncio.FIRST_COMPLETED)
     await lab.postgres_proxy.blackhole()
-    await asyncio.sleep(HELD_SECONDS)
+    await asyncio.sleep(HELD_SECONDS)  # requests stuck mid-transaction this long: the fault
     await lab.postgres_proxy.cut()
     answers = await asyncio.gather(*requests, return_exceptions=True)
     during = await lab.invite([f"during.{lab.tag}@example.com"])
-    await asyncio.sleep(CUT_SECONDS)
+    await asyncio.sleep(CUT_SECONDS)  # the cut's length is the fault
     await lab.postgres_proxy.restore()
     recovery = Recovery(at=time.monotonic())
 
@@ -248,6 +248,7 @@ async def resend(lab: FaultLab, batch: list[str], timeout: float = 60) -> str | 
             return None
         if (problem := answer_problem(answer)) is not None:
             return f"resending a refused request: {problem}"
+        # Pacing, as a client honouring Retry-After waits: what the scenario checks.
         await asyncio.sleep(min(5.0, float(answer.headers["retry-after"])))
     return f"a refused request still refused after {timeout:g} s"
 

@@ -44,8 +44,10 @@ from users.bootstrap import MIGRATIONS, create_app
 from users.domain.invitations import LinkProblem
 from users.domain.passwords import PasswordPolicy, hash_link_token
 from users.domain.throttling import ThrottlePolicy
-from users.service_layer import services
-from users.service_layer.services import AccountPolicy, JoinRefused, LinkJoinForm
+from users.service_layer import joining
+from users.service_layer.accounts import AccountPolicy
+from users.service_layer.errors import JoinRefused
+from users.service_layer.joining import LinkJoinForm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -409,12 +411,12 @@ async def test_the_cap_holds_under_fifty_parallel_redemptions(
                 roles=["user"],
                 issued_at=now,
             )
-            await services.record_invite_link(uow(), new_event(issued, producer="invitations"))
+            await joining.record_invite_link(uow(), new_event(issued, producer="invitations"))
 
             async def redeem(
                 n: int, token: str = token, round_: int = round_, now: datetime = now
             ) -> Any:
-                return await services.join_by_link(
+                return await joining.join_by_link(
                     uow(),
                     token,
                     LinkJoinForm(

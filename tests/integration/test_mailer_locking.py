@@ -5,14 +5,15 @@ holds up no other (on SQLite the database's single write lock is not held while 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from email.message import EmailMessage
-from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailer.adapters.locks import KeyedLocks
 from mailer.adapters.orm import map_domain, messaging
@@ -25,19 +26,66 @@ from onboarding_shared.schema import migrate
 from tests.support.databases import DatabaseFactory
 from tests.support.factories import invitation_requested
 from tests.support.fake_mailer import ScriptedSender
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 FIRST = Delivery(attempt=1, max_attempts=3, routing_key="invitation.requested.v2")
 RETRY_FOR = timedelta(hours=1)
-UnitsOfWork = Callable[[], SqlAlchemyMailerUnitOfWork]
+# Sessions of the test's database blocked on a lock: a delivery waiting for an email's row.
+WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+class WatchedLocks(KeyedLocks):
+    """The process's email locks, counting the deliveries waiting for one (SQLite's lock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = 0
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        self.waiting += 1
+        acquired = False
+        try:
+            async with super().hold(key):
+                self.waiting -= 1
+                acquired = True
+                yield
+        finally:
+            if not acquired:
+                self.waiting -= 1
+
+
+class UnitsOfWork:
+    """Units of work as the mailer's bootstrap makes them: one engine, one set of locks; and
+    how many deliveries wait for an email's lock (the row's on PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+        self._locks = WatchedLocks()
+
+    def __call__(self) -> SqlAlchemyMailerUnitOfWork:
+        return SqlAlchemyMailerUnitOfWork(
+            self._sessions, messaging, producer="mailer", email_locks=self._locks
+        )
+
+    async def waiting_for_a_lock(self) -> int:
+        if self._engine.dialect.name == "sqlite":
+            return self._locks.waiting
+        async with self._engine.connect() as connection:
+            waiting = await connection.scalar(WAITING_FOR_A_LOCK)
+        return int(waiting or 0)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def units_of_work(
     request: pytest.FixtureRequest, tmp_path: Path, databases: DatabaseFactory
 ) -> AsyncIterator[UnitsOfWork]:
-    """Units of work as the mailer's bootstrap makes them: one engine, one set of locks."""
     map_domain()
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'mailer'}.db"
@@ -45,14 +93,7 @@ async def units_of_work(
     else:
         url = await databases.create_migrated("mailer", MIGRATIONS)
     engine = create_engine(url)
-    sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
-    yield partial(
-        SqlAlchemyMailerUnitOfWork,
-        sessions,
-        messaging,
-        producer="mailer",
-        email_locks=KeyedLocks(),
-    )
+    yield UnitsOfWork(engine)
     await engine.dispose()
 
 
@@ -86,7 +127,7 @@ async def test_duplicate_deliveries_of_one_event_send_one_mail(
 
     duplicate_sender = ScriptedSender()
     duplicate = asyncio.create_task(deliver(units_of_work, duplicate_sender, outgoing))
-    await asyncio.sleep(0)  # let the duplicate reach the lock before the first one finishes
+    await eventually(units_of_work.waiting_for_a_lock)  # the duplicate waits for the first one
     held.release.set()
 
     settled = await asyncio.wait_for(first, 10)
@@ -126,7 +167,7 @@ async def test_a_delivery_cancelled_while_it_waits_leaves_no_lock_behind(
     await asyncio.wait_for(held.sending.wait(), 10)
 
     waiting = asyncio.create_task(deliver(units_of_work, ScriptedSender(), outgoing))
-    await asyncio.sleep(0.2)  # let it reach the lock and wait there
+    await eventually(units_of_work.waiting_for_a_lock)  # it reached the lock and waits there
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting

@@ -47,8 +47,10 @@ from users.bootstrap import MIGRATIONS as USERS_MIGRATIONS
 from users.domain.invitations import GrantState, InvitationGrant, LinkProblem
 from users.domain.passwords import PasswordPolicy, hash_link_token
 from users.domain.throttling import ThrottlePolicy
-from users.service_layer import services as users
-from users.service_layer.services import AccountPolicy, JoinForm, JoinRefused
+from users.service_layer import joining
+from users.service_layer.accounts import AccountPolicy
+from users.service_layer.errors import JoinRefused
+from users.service_layer.joining import JoinForm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -207,7 +209,7 @@ async def test_a_join_and_a_revocation_never_both_take_effect(database: Database
             expires_at=now + timedelta(days=7),
             token_hash=hash_link_token(token),
         )
-        await users.record_invitation(uow([]), new_event(issued, producer="invitations"))
+        await joining.record_invitation(uow([]), new_event(issued, producer="invitations"))
         revoked = new_event(
             InvitationRevoked(
                 invitation_id=invitation_id, token_hash=hash_link_token(token), revoked_at=now
@@ -223,7 +225,7 @@ async def test_a_join_and_a_revocation_never_both_take_effect(database: Database
             written: list[GrantState] = join_writes,
             now: datetime = now,
         ) -> Awaitable[Any]:
-            return users.join(
+            return joining.join(
                 uow(written),
                 token,
                 JoinForm(name="Joiner", username=f"joiner{round_}", password="Analytical-1-x"),
@@ -235,7 +237,7 @@ async def test_a_join_and_a_revocation_never_both_take_effect(database: Database
             )
 
         def revoke(event: Any = revoked, written: list[GrantState] = revoke_writes) -> Any:
-            return users.record_revocation(uow(written), event)
+            return joining.record_revocation(uow(written), event)
 
         if round_ % 2:
             joined, revocation = await together(join, revoke)

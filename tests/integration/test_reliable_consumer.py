@@ -31,7 +31,7 @@ class Recorder:
         self.attempts.setdefault(body, []).append(delivery.attempt)
         if body.startswith(b"poison"):
             raise RuntimeError("cannot handle this one")
-        await asyncio.sleep(self.slow)
+        await asyncio.sleep(self.slow)  # a handler still busy when the test stops the consumer
         self.finished.append(body)
 
 

@@ -16,13 +16,13 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from onboarding_shared.contract import Envelope, MailerStatus, new_event
+from onboarding_shared.messaging.broadcast import BROADCASTS_DROPPED, LatestBroadcast
 from onboarding_shared.messaging.consumer import (
     ATTEMPT_HEADER,
     REASON_HEADER,
     Delivery,
     ReliableConsumer,
 )
-from onboarding_shared.messaging.status import STATUS_DROPPED, MailerStatusWatcher
 from onboarding_shared.messaging.topology import Binding, ConsumerQueue
 from onboarding_shared.messaging.trust import BusIdentity
 from tests.support.factories import invitation_requested
@@ -162,24 +162,34 @@ class FakeSubscribingBroker:
 async def test_a_bad_heartbeat_is_counted_and_dropped_without_a_traceback(
     body: bytes, user_id: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    watcher = MailerStatusWatcher("onboarding.events", service="users")
+    watcher = _heartbeats()
     broker = FakeSubscribingBroker()
     watcher.subscribe(broker, BusIdentity(service="users", broker_user="guest"))  # type: ignore[arg-type]
-    before = STATUS_DROPPED.labels(reason=reason)._value.get()
+    dropped = BROADCASTS_DROPPED.labels(event_type="MailerStatus", reason=reason)
+    before = dropped._value.get()
 
     with caplog.at_level(logging.WARNING):
         await broker.handler(
             FakeRabbitMessage(body, "m", "c", raw_message=RawMessage(user_id=user_id))
         )  # type: ignore[operator]
 
-    assert STATUS_DROPPED.labels(reason=reason)._value.get() == before + 1
-    assert not watcher.snapshot().heard
+    assert (
+        BROADCASTS_DROPPED.labels(event_type="MailerStatus", reason=reason)._value.get()
+        == before + 1
+    )
+    assert watcher.latest is None
     assert all(record.exc_info is None for record in caplog.records)
 
 
 async def test_a_good_heartbeat_from_the_mailer_is_remembered() -> None:
-    watcher = MailerStatusWatcher("onboarding.events", service="users")
+    watcher = _heartbeats()
     broker = FakeSubscribingBroker()
     watcher.subscribe(broker, BusIdentity(service="users", broker_user="guest"))  # type: ignore[arg-type]
     await broker.handler(FakeRabbitMessage(status().to_json(), "m", "c"))  # type: ignore[operator]
-    assert watcher.snapshot().heard
+    assert watcher.latest is not None
+
+
+def _heartbeats() -> LatestBroadcast[MailerStatus]:
+    return LatestBroadcast(
+        MailerStatus, "onboarding.events", service="users", order=lambda s: s.reported_at
+    )

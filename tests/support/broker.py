@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from onboarding_shared.settings import broker_user
 from onboarding_shared.tools import parked
+from tests.support.waiting import eventually as eventually  # where the tests import it from
 
 # Every queue a service declares, without the prefix (tests/unit/test_topology_names.py keeps
 # the list complete); each test namespace deletes them when it ends. QUEUE_EXPIRES_SECONDS drops
@@ -170,19 +169,3 @@ async def drain(amqp_url: str, queue_name: str) -> list[AbstractIncomingMessage]
             await message.ack()
             taken.append(message)
     return taken
-
-
-async def eventually(
-    check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1
-) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy, or fail after timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")

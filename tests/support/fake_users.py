@@ -15,8 +15,8 @@ from users.domain.invitations import InvitationGrant
 from users.domain.model import NewUser, User, UserStatus
 from users.domain.passwords import PasswordPolicy
 from users.domain.throttling import LoginThrottle, ThrottlePolicy
+from users.service_layer.accounts import AccountPolicy
 from users.service_layer.ports import IssuedToken, ProcessedImage
-from users.service_layer.services import AccountPolicy
 from users.service_layer.unit_of_work import (
     AvatarRepository,
     InvitationGrantRepository,

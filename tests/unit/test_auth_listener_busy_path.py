@@ -13,8 +13,9 @@ from typing import Self
 from auth_listener.domain.model import AccountState, Identifier, Login
 from auth_listener.service_layer import services
 from auth_listener.service_layer.logged_in import LoggedInAccounts
+from auth_listener.service_layer.ports import AccountReader
 from auth_listener.service_layer.services import LoginOutcome
-from auth_listener.service_layer.unit_of_work import AccountReader, AccountRepository
+from auth_listener.service_layer.unit_of_work import AccountRepository
 from onboarding_shared.contract import Envelope, UserCreated, UserUpdated, new_event
 from tests.support.fake_auth_listener import FakeAuthListenerUnitOfWork
 

@@ -164,7 +164,7 @@ async def test_no_more_decodes_than_the_setting_run_at_once(
             running += 1
             most = max(most, running)
         try:
-            time.sleep(0.05)
+            time.sleep(0.05)  # a decode that takes time, so that the eight overlap if allowed
             return real_load(image)
         finally:
             with lock:

@@ -10,6 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from invitations.adapters.mailer_status import (
+    HeartbeatMailerStatus,
+    HeartbeatSnapshot,
+    mailer_heartbeats,
+)
 from invitations.domain.model import (
     DailyQuota,
     InvalidRoles,
@@ -46,10 +51,10 @@ from onboarding_shared.contract import (
     EmailKind,
     EmailSent,
     Envelope,
+    MailerStatus,
     UserCreated,
     new_event,
 )
-from onboarding_shared.messaging.status import MailerStatusSnapshot
 from tests.support.fakes import FakeMessagingUnitOfWork
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -557,7 +562,7 @@ async def invited(uow: FakeUnitOfWork, email: str = "ada@example.com") -> Invita
 async def test_a_deferral_shows_the_invitation_retrying_with_its_reason_and_next_attempt() -> None:
     uow = FakeUnitOfWork()
     invitation = await invited(uow)
-    await services.record_email_deferred(uow, deferred(invitation.id, "421 4.7.0 busy"))
+    await services.record_email_outcome(uow, deferred(invitation.id, "421 4.7.0 busy"))
     assert (invitation.status, invitation.last_error, invitation.attempts) == (
         InvitationStatus.RETRYING,
         "421 4.7.0 busy",
@@ -580,19 +585,19 @@ async def test_a_redelivered_deferral_has_no_second_effect() -> None:
     uow = FakeUnitOfWork()
     invitation = await invited(uow)
     event = deferred(invitation.id, "451 busy")
-    await services.record_email_deferred(uow, event)
+    await services.record_email_outcome(uow, event)
     await services.resend(uow, invitation.id, policy=POLICY, minter=MINTER, now=NOW)
-    await services.record_email_deferred(uow, event)  # the broker delivers it again
+    await services.record_email_outcome(uow, event)  # the broker delivers it again
     assert (invitation.status, invitation.last_error) == (InvitationStatus.PENDING, None)
 
 
 async def test_deferrals_of_other_emails_and_unknown_invitations_change_nothing() -> None:
     uow = FakeUnitOfWork()
     invitation = await invited(uow)
-    await services.record_email_deferred(
+    await services.record_email_outcome(
         uow, deferred(invitation.id, "451 busy", kind=EmailKind.WELCOME)
     )
-    await services.record_email_deferred(uow, deferred(uuid.uuid4(), "451 busy"))
+    await services.record_email_outcome(uow, deferred(uuid.uuid4(), "451 busy"))
     assert (invitation.status, invitation.next_attempt_at) == (InvitationStatus.PENDING, None)
 
 
@@ -600,8 +605,8 @@ async def test_retrying_then_sent_or_failed_follows_the_outcome() -> None:
     uow = FakeUnitOfWork()
     sent, failed = await invited(uow, "ada@example.com"), await invited(uow, "bob@example.com")
     for invitation in (sent, failed):
-        await services.record_email_deferred(uow, deferred(invitation.id, "451 busy"))
-    await services.record_email_sent(
+        await services.record_email_outcome(uow, deferred(invitation.id, "451 busy"))
+    await services.record_email_outcome(
         uow,
         new_event(
             EmailSent(
@@ -615,7 +620,7 @@ async def test_retrying_then_sent_or_failed_follows_the_outcome() -> None:
             producer="mailer",
         ),
     )
-    await services.record_email_failed(
+    await services.record_email_outcome(
         uow,
         new_event(
             EmailFailed(
@@ -639,33 +644,33 @@ async def test_retrying_then_sent_or_failed_follows_the_outcome() -> None:
     assert (failed.status, failed.next_attempt_at) == (InvitationStatus.FAILED, None)
     assert failed.last_error == "not delivered before its deadline: 451 busy"
     # A deferral that arrives after the outcome is stale.
-    await services.record_email_deferred(uow, deferred(sent.id, "451 late", at=NOW))
+    await services.record_email_outcome(uow, deferred(sent.id, "451 late", at=NOW))
     assert sent.status is InvitationStatus.SENT
 
 
 @pytest.mark.parametrize(
     ("snapshot", "configured", "warning_part"),
     [
-        (MailerStatusSnapshot(heard=False, reachable=False), None, "cannot be reached"),
+        (HeartbeatSnapshot(heard=False, reachable=False), None, "cannot be reached"),
         (
-            MailerStatusSnapshot(heard=True, reachable=False, smtp_configured=True),
+            HeartbeatSnapshot(heard=True, reachable=False, smtp_configured=True),
             True,
             "cannot be reached",
         ),
         (
-            MailerStatusSnapshot(heard=True, reachable=True, smtp_configured=False),
+            HeartbeatSnapshot(heard=True, reachable=True, smtp_configured=False),
             False,
             "SMTP is not configured",
         ),
         (
-            MailerStatusSnapshot(
+            HeartbeatSnapshot(
                 heard=True, reachable=True, smtp_configured=True, last_attempt_ok=False
             ),
             True,
             "did not answer",
         ),
         (
-            MailerStatusSnapshot(
+            HeartbeatSnapshot(
                 heard=True, reachable=True, smtp_configured=True, last_attempt_ok=True
             ),
             True,
@@ -674,7 +679,7 @@ async def test_retrying_then_sent_or_failed_follows_the_outcome() -> None:
     ],
 )
 def test_the_smtp_warning_follows_the_mailer_heartbeat(
-    snapshot: MailerStatusSnapshot, configured: bool | None, warning_part: str | None
+    snapshot: HeartbeatSnapshot, configured: bool | None, warning_part: str | None
 ) -> None:
     report = services.smtp_report(snapshot)
     assert report.smtp_configured is configured
@@ -683,3 +688,34 @@ def test_the_smtp_warning_follows_the_mailer_heartbeat(
     else:
         assert report.warning is not None and warning_part in report.warning
         assert "kept" in report.warning
+
+
+def test_the_smtp_warning_reads_the_heartbeat_through_the_port() -> None:
+    heartbeats = mailer_heartbeats("onboarding.events", service="invitations")
+    source = HeartbeatMailerStatus(heartbeats)
+    assert services.smtp_report(source.snapshot()).smtp_configured is None
+    heartbeats.remember(
+        MailerStatus(smtp_configured=False, interval_seconds=10, reported_at=datetime.now(UTC))
+    )
+    report = services.smtp_report(source.snapshot())
+    assert report.smtp_configured is False
+    assert report.warning is not None and "SMTP is not configured" in report.warning
+
+
+def test_a_heartbeat_three_intervals_old_means_the_mailer_cannot_be_reached() -> None:
+    heartbeats = mailer_heartbeats("onboarding.events", service="invitations")
+    reported_at = datetime(2026, 1, 1, tzinfo=UTC)
+    heartbeats.remember(
+        MailerStatus(smtp_configured=True, interval_seconds=10, reported_at=reported_at)
+    )
+    # An older heartbeat arriving late does not replace the newer one.
+    heartbeats.remember(
+        MailerStatus(
+            smtp_configured=False, interval_seconds=10, reported_at=reported_at - timedelta(1)
+        )
+    )
+    source = HeartbeatMailerStatus(heartbeats)
+    assert source.snapshot(now=reported_at + timedelta(seconds=30)).reachable
+    stale = source.snapshot(now=reported_at + timedelta(seconds=31))
+    assert not stale.reachable and stale.smtp_configured is True
+    assert "cannot be reached" in (services.smtp_report(stale).warning or "")

@@ -21,14 +21,10 @@ from users.domain.model import User, UserStatus
 from users.domain.passwords import PasswordPolicy, hash_link_token
 from users.domain.rules import FieldProblem, InvalidFields
 from users.domain.throttling import ThrottlePolicy
-from users.service_layer import services
-from users.service_layer.services import (
-    AccountPolicy,
-    JoinRefused,
-    JoinThrottled,
-    LinkJoinForm,
-    LinkJoinsThrottled,
-)
+from users.service_layer import joining
+from users.service_layer.accounts import AccountPolicy
+from users.service_layer.errors import JoinRefused, JoinThrottled, LinkJoinsThrottled
+from users.service_layer.joining import LinkJoinForm
 from users.service_layer.unit_of_work import DuplicateField, InviteLinkGrantRepository
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -236,12 +232,12 @@ def issued(
 
 
 async def publish(uow: LinksUnitOfWork, data: InviteLinkIssued) -> None:
-    await services.record_invite_link(uow, new_event(data, producer="invitations"))
+    await joining.record_invite_link(uow, new_event(data, producer="invitations"))
 
 
 async def revoke(uow: LinksUnitOfWork, link_id: uuid.UUID) -> None:
     event = InviteLinkRevoked(link_id=link_id, revoked_at=NOW)
-    await services.record_invite_link_revocation(uow, new_event(event, producer="invitations"))
+    await joining.record_invite_link_revocation(uow, new_event(event, producer="invitations"))
 
 
 def form(n: int = 0, *, email: str | None = None, username: str | None = None) -> LinkJoinForm:
@@ -263,7 +259,7 @@ async def redeem(
     throttling: ThrottlePolicy = THROTTLING,
     hasher: FakeHasher | None = None,
 ) -> User:
-    return await services.join_by_link(
+    return await joining.join_by_link(
         uow,
         token,
         join_form or form(),
@@ -357,9 +353,9 @@ async def test_a_regenerate_kills_the_old_token_and_the_new_one_carries_on_count
 async def test_each_event_is_applied_once() -> None:
     uow, link_id = LinksUnitOfWork(), uuid.uuid4()
     event = new_event(issued(link_id, max_uses=1), producer="invitations")
-    await services.record_invite_link(uow, event)
+    await joining.record_invite_link(uow, event)
     await redeem(uow)
-    await services.record_invite_link(uow, event)  # redelivered
+    await joining.record_invite_link(uow, event)  # redelivered
     assert uow.fake_links.rows[link_id].uses == 1
     assert await refused(uow) is LinkProblem.USED
 
@@ -452,7 +448,7 @@ async def test_guessing_links_is_throttled_per_client_with_the_join_pages_count(
     assert await redeem(uow, address="10.0.0.2")  # another client is not slowed down
     # The same count as unknown invitation links: guessing either kind of link.
     with pytest.raises(JoinThrottled):
-        await services.invitation_for_link(
+        await joining.invitation_for_link(
             uow, "x", address="10.0.0.1", throttling=THROTTLING, now=NOW
         )
 
@@ -466,7 +462,7 @@ async def test_accounts_through_links_are_limited_per_client_address() -> None:
         await redeem(uow, join_form=form(2), throttling=throttling)
     assert throttled.value.retry_after == throttling.lockout.total_seconds()
     with pytest.raises(LinkJoinsThrottled):  # the page, too
-        await services.invite_link_for_token(
+        await joining.invite_link_for_token(
             uow, TOKEN, address="10.0.0.1", throttling=throttling, now=NOW
         )
     assert len(uow.fake_users.rows) == 2

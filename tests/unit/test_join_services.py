@@ -17,8 +17,10 @@ from users.domain.model import User, UserStatus
 from users.domain.passwords import PasswordPolicy, hash_link_token
 from users.domain.rules import InvalidFields
 from users.domain.throttling import ThrottlePolicy
-from users.service_layer import services
-from users.service_layer.services import AccountPolicy, JoinForm, JoinRefused, JoinThrottled
+from users.service_layer import joining
+from users.service_layer.accounts import AccountPolicy
+from users.service_layer.errors import JoinRefused, JoinThrottled
+from users.service_layer.joining import JoinForm
 from users.service_layer.unit_of_work import DuplicateField
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -50,14 +52,14 @@ def requested(
 
 
 async def invite(uow: FakeUsersUnitOfWork, data: InvitationIssued) -> None:
-    await services.record_invitation(uow, new_event(data, producer="invitations"))
+    await joining.record_invitation(uow, new_event(data, producer="invitations"))
 
 
 async def revoke(uow: FakeUsersUnitOfWork, invitation_id: uuid.UUID, token: str = TOKEN) -> None:
     event = InvitationRevoked(
         invitation_id=invitation_id, token_hash=hash_link_token(token), revoked_at=NOW
     )
-    await services.record_revocation(uow, new_event(event, producer="invitations"))
+    await joining.record_revocation(uow, new_event(event, producer="invitations"))
 
 
 async def join(
@@ -69,7 +71,7 @@ async def join(
     address: str = "10.0.0.1",
     hasher: FakeHasher | None = None,
 ) -> User:
-    return await services.join(
+    return await joining.join(
         uow,
         token,
         form,
@@ -145,9 +147,9 @@ async def test_a_resend_after_expiry_kills_the_old_link_and_the_new_one_works() 
 async def test_each_event_is_applied_once() -> None:
     uow, invitation_id = FakeUsersUnitOfWork(), uuid.uuid4()
     event = new_event(requested(invitation_id), producer="invitations")
-    await services.record_invitation(uow, event)
+    await joining.record_invitation(uow, event)
     await join(uow)
-    await services.record_invitation(uow, event)  # redelivered
+    await joining.record_invitation(uow, event)  # redelivered
     assert uow.fake_grants.rows[invitation_id].state is GrantState.USED
 
 

@@ -24,7 +24,6 @@ ZERO = timedelta(0)
 
 def invitation(**overrides: object) -> InvitationEmail:
     values: dict[str, object] = {
-        "recipient": "ada@example.com",
         "workspace_name": "Acme",
         "join_url": "https://chat.acme.test/join/tok123",
         "expires_at": EXPIRES,

@@ -10,11 +10,11 @@ from email.message import EmailMessage
 
 import pytest
 
+from mailer.context import MailerContext
 from mailer.entrypoints.heartbeat import heartbeat
 from mailer.service_layer.ports import AttemptOutcome
 from mailer.service_layer.unit_of_work import MailerUnitOfWork
 from mailer.settings import MailerSettings
-from mailer.wiring import MailerContext
 from onboarding_shared.messaging.publisher import OutgoingMessage
 from tests.support.auth import verifier_settings
 

@@ -25,12 +25,9 @@ from tests.support.fake_users import (
 from users.adapters.tokens import JwtTokenIssuer
 from users.domain.model import NewUser, User
 from users.domain.sessions import SessionPolicy
-from users.service_layer import services, sessions
-from users.service_layer.services import (
-    AccountDeactivated,
-    LoginAttempt,
-    LoginRefused,
-)
+from users.service_layer import accounts, sessions
+from users.service_layer.errors import AccountDeactivated, LoginRefused
+from users.service_layer.login import LoginAttempt
 from users.service_layer.sessions import SessionEnded, SignedIn
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -79,7 +76,7 @@ def test_a_session_ends_its_maximum_age_after_signing_in(
 
 
 async def create(uow: FakeUsersUnitOfWork, new: NewUser = ADA) -> User:
-    created = await services.create_user(
+    created = await accounts.create_user(
         uow,
         new,
         actor=ADMIN,
@@ -130,7 +127,7 @@ async def test_a_refused_sign_in_issues_no_session_and_no_login_event() -> None:
     ada = await create(uow)
     with pytest.raises(LoginRefused):
         await sign_in(uow, tokens, "ada", "not-the-password")
-    await services.update_user(uow, ada.id, {"deactivated": True}, actor=ADMIN, now=NOW)
+    await accounts.update_user(uow, ada.id, {"deactivated": True}, actor=ADMIN, now=NOW)
     with pytest.raises(AccountDeactivated):
         await sign_in(uow, tokens, "ada", "Analytical-1")
     assert tokens.sessions == []
@@ -189,7 +186,7 @@ async def test_a_deactivated_account_ends_its_sessions() -> None:
     ada = await create(uow)
     principal = session_of(ada.id, NOW - timedelta(minutes=1))
     assert await sessions.session_user(uow, principal, sessions=SESSIONS, now=NOW) is not None
-    await services.update_user(uow, ada.id, {"deactivated": True}, actor=ADMIN, now=NOW)
+    await accounts.update_user(uow, ada.id, {"deactivated": True}, actor=ADMIN, now=NOW)
     with pytest.raises(SessionEnded):
         await renew(uow, tokens, principal)
     assert await sessions.session_user(uow, principal, sessions=SESSIONS, now=NOW) is None

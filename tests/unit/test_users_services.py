@@ -23,17 +23,16 @@ from tests.support.fake_users import (
 )
 from users.domain.model import LastAdmin, NewUser, NotAllowed, User, UserStatus
 from users.domain.rules import InvalidFields
-from users.service_layer import services
-from users.service_layer.services import (
+from users.service_layer import accounts, activations, avatars, login
+from users.service_layer.accounts import AdminSeed, WelcomeEmailStatus
+from users.service_layer.errors import (
     AccountDeactivated,
-    AdminSeed,
     InvalidLink,
-    LoginAttempt,
     LoginRefused,
     LoginThrottled,
     NoAdminConfigured,
-    WelcomeEmailStatus,
 )
+from users.service_layer.login import LoginAttempt
 from users.service_layer.unit_of_work import DuplicateField
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -42,8 +41,8 @@ CLIENT = "203.0.113.9"
 
 async def create(
     uow: FakeUsersUnitOfWork, new: NewUser = ADA, smtp: bool | None = True
-) -> services.CreatedUser:
-    return await services.create_user(
+) -> accounts.CreatedUser:
+    return await accounts.create_user(
         uow,
         new,
         actor=ADMIN,
@@ -55,11 +54,11 @@ async def create(
 
 
 async def log_in(
-    uow: FakeUsersUnitOfWork, login: str, password: str, address: str = "10.0.0.1"
-) -> services.LoggedIn:
-    return await services.log_in(
+    uow: FakeUsersUnitOfWork, identifier: str, password: str, address: str = "10.0.0.1"
+) -> login.LoggedIn:
+    return await login.log_in(
         uow,
-        LoginAttempt(login, password, address),
+        LoginAttempt(identifier, password, address),
         hasher=FakeHasher(),
         tokens=FakeTokens(),
         throttling=THROTTLING,
@@ -96,7 +95,7 @@ async def test_duplicates_are_refused_case_insensitively_naming_each_field() -> 
 
 async def test_only_an_admin_may_grant_admin() -> None:
     with pytest.raises(NotAllowed):
-        await services.create_user(
+        await accounts.create_user(
             FakeUsersUnitOfWork(),
             replace(ADA, roles=("admin",)),
             actor=MEMBER,
@@ -147,8 +146,8 @@ async def test_the_answer_says_when_the_welcome_email_will_wait(
 async def test_logging_in_gives_a_token_and_emits_user_logged_in() -> None:
     uow = FakeUsersUnitOfWork()
     created = await create(uow)
-    for login in ("ada", "ADA@example.com"):
-        logged_in = await log_in(uow, login, "Analytical-1")
+    for identifier in ("ada", "ADA@example.com"):
+        logged_in = await log_in(uow, identifier, "Analytical-1")
         assert logged_in.token.access_token == f"token-for-{created.user.id}"
     logins = uow.events("UserLoggedIn")
     assert [e.data.user_id for e in logins] == [created.user.id] * 2
@@ -194,7 +193,7 @@ async def test_a_deactivated_account_cannot_log_in() -> None:
     other = await create(
         uow, NewUser(email="b@example.com", name="B", username="b", password="B-password-1")
     )
-    await services.update_user(uow, other.user.id, {"deactivated": True}, actor=ADMIN, now=NOW)
+    await accounts.update_user(uow, other.user.id, {"deactivated": True}, actor=ADMIN, now=NOW)
     with pytest.raises(AccountDeactivated):
         await log_in(uow, "b", "B-password-1")
 
@@ -204,18 +203,18 @@ async def test_the_last_admin_cannot_be_demoted_or_deactivated() -> None:
     admin = (await create(uow, replace(ADA, roles=("admin",)))).user
     for change in ({"roles": ["user"]}, {"deactivated": True}):
         with pytest.raises(LastAdmin):
-            await services.update_user(uow, admin.id, change, actor=ADMIN, now=NOW)
+            await accounts.update_user(uow, admin.id, change, actor=ADMIN, now=NOW)
     assert uow.fake_users.rows[admin.id].is_admin
     second = NewUser(email="g@example.com", name="G", username="g", password="G-password-1")
     await create(uow, replace(second, roles=("admin",)))
-    demoted = await services.update_user(uow, admin.id, {"roles": ["user"]}, actor=ADMIN, now=NOW)
+    demoted = await accounts.update_user(uow, admin.id, {"roles": ["user"]}, actor=ADMIN, now=NOW)
     assert demoted.is_admin is False
 
 
 async def test_an_edit_emits_user_updated_with_the_whole_new_state() -> None:
     uow = FakeUsersUnitOfWork()
     created = await create(uow)
-    await services.update_user(
+    await accounts.update_user(
         uow, created.user.id, {"email": "ada@lovelace.org", "bio": "Poet"}, actor=ADMIN, now=NOW
     )
     updated = uow.events("UserUpdated")[-1].data
@@ -233,7 +232,7 @@ async def test_an_edit_cannot_take_another_accounts_email() -> None:
         uow, NewUser(email="b@example.com", name="B", username="b", password="B-password-1")
     )
     with pytest.raises(DuplicateField):
-        await services.update_user(
+        await accounts.update_user(
             uow, other.user.id, {"email": "Ada@Example.com"}, actor=ADMIN, now=NOW
         )
 
@@ -245,7 +244,7 @@ async def test_a_set_password_link_works_once() -> None:
     token = uow.published[1].data.set_password_url.split("#token=")[1]
 
     async def use(password: str) -> User:
-        return await services.set_password_with_link(
+        return await login.set_password_with_link(
             uow,
             token,
             password,
@@ -272,7 +271,7 @@ async def test_an_expired_link_is_refused() -> None:
     )
     token = uow.published[1].data.set_password_url.split("#token=")[1]
     with pytest.raises(InvalidLink):
-        await services.set_password_with_link(
+        await login.set_password_with_link(
             uow,
             token,
             "Chosen-password-7",
@@ -288,7 +287,7 @@ async def test_guessing_set_password_links_is_throttled_per_client_address() -> 
     uow = FakeUsersUnitOfWork()
 
     async def guess(address: str) -> None:
-        await services.set_password_with_link(
+        await login.set_password_with_link(
             uow,
             "a-guessed-token-" + "x" * 30,
             "Chosen-password-7",
@@ -316,7 +315,7 @@ async def test_activation_is_applied_once_and_announced() -> None:
         producer="auth-listener",
     )
     for _ in range(2):
-        await services.apply_activation(uow, event, now=NOW)
+        await activations.apply_activation(uow, event, now=NOW)
     account = uow.fake_users.rows[created.user.id]
     assert (account.status, account.first_login_at) == (
         UserStatus.ACTIVE,
@@ -328,8 +327,8 @@ async def test_activation_is_applied_once_and_announced() -> None:
 async def test_the_first_admin_is_seeded_once() -> None:
     uow = FakeUsersUnitOfWork()
     seed = AdminSeed("root", "root@example.com", "Root-password-42")
-    first = await services.seed_first_admin(uow, seed, policy=POLICY, hasher=FakeHasher(), now=NOW)
-    again = await services.seed_first_admin(uow, seed, policy=POLICY, hasher=FakeHasher(), now=NOW)
+    first = await accounts.seed_first_admin(uow, seed, policy=POLICY, hasher=FakeHasher(), now=NOW)
+    again = await accounts.seed_first_admin(uow, seed, policy=POLICY, hasher=FakeHasher(), now=NOW)
     assert first is not None and first.roles == ["admin"] and again is None
     assert len(uow.events("UserCreated")) == 1
     assert "Root-password-42" not in json.dumps([e.model_dump(mode="json") for e in uow.published])
@@ -337,12 +336,12 @@ async def test_the_first_admin_is_seeded_once() -> None:
 
 async def test_without_an_admin_and_without_settings_the_service_refuses_to_start() -> None:
     with pytest.raises(NoAdminConfigured, match="ADMIN_USERNAME"):
-        await services.seed_first_admin(
+        await accounts.seed_first_admin(
             FakeUsersUnitOfWork(), None, policy=POLICY, hasher=FakeHasher(), now=NOW
         )
     weak = AdminSeed("root", "root@example.com", "changeme")
     with pytest.raises(NoAdminConfigured, match="ADMIN_PASSWORD"):
-        await services.seed_first_admin(
+        await accounts.seed_first_admin(
             FakeUsersUnitOfWork(), weak, policy=POLICY, hasher=FakeHasher(), now=NOW
         )
 
@@ -352,13 +351,13 @@ async def test_only_admins_and_the_owner_may_change_a_picture() -> None:
     created = await create(uow)
     images = FakeImages()
     with pytest.raises(NotAllowed):
-        await services.set_avatar(
+        await avatars.set_avatar(
             uow, created.user.id, b"img", actor=MEMBER, processor=images, now=NOW
         )
     owner = replace(MEMBER, user_id=created.user.id)
-    avatar = await services.set_avatar(
+    avatar = await avatars.set_avatar(
         uow, created.user.id, b"img", actor=owner, processor=images, now=NOW
     )
     assert uow.fake_users.rows[created.user.id].avatar_etag == avatar.etag
-    await services.reset_avatar(uow, created.user.id, actor=ADMIN, now=NOW)
+    await avatars.reset_avatar(uow, created.user.id, actor=ADMIN, now=NOW)
     assert await uow.avatars.get(created.user.id) is None

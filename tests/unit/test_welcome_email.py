@@ -16,7 +16,6 @@ LINK = "https://chat.acme.test/set-password#token=abc_DEF-123"
 
 def email(**overrides: object) -> WelcomeEmail:
     values = {
-        "recipient": "ada@example.com",
         "name": "Ada <b>Lovelace</b>",
         "username": "ada",
         "workspace_name": "Acme\nChat",

@@ -131,12 +131,35 @@ def configure_logging(level: str = "INFO", *, service: str, json_lines: bool = T
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_formatter(shared, service=service, json_lines=json_lines))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+
+
+# Their own handlers would print past our format (and past scrub_secrets).
+LIBRARY_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "faststream",
+    "faststream.access.rabbit",
+)
+
+
+def _formatter(
+    shared: list[structlog.types.Processor], *, service: str, json_lines: bool
+) -> logging.Formatter:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if json_lines
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -147,20 +170,6 @@ def configure_logging(level: str = "INFO", *, service: str, json_lines: bool = T
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers = [handler]
-    root.setLevel(level.upper())
-    for name in (
-        "uvicorn",
-        "uvicorn.error",
-        "uvicorn.access",
-        "faststream",
-        "faststream.access.rabbit",
-    ):
-        logging.getLogger(name).handlers = []
-        logging.getLogger(name).propagate = True
 
 
 def _add_service(service: str) -> structlog.types.Processor:

@@ -11,8 +11,9 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from aio_pika.exceptions import AMQPConnectionError
@@ -34,6 +35,7 @@ from onboarding_shared.http_errors import (
     answer_outages_with_503,
     answer_validation_errors_without_input,
 )
+from onboarding_shared.messaging.broadcast import LatestBroadcast
 from onboarding_shared.messaging.consumer import ReliableConsumer
 from onboarding_shared.messaging.outbox import OutboxRelay
 from onboarding_shared.messaging.publisher import RabbitPublisher
@@ -56,9 +58,12 @@ from onboarding_shared.observability import (
 from onboarding_shared.schema import migrate, read_schema_state, wait_for_schema
 from onboarding_shared.settings import ServiceSettings, redact_url
 from onboarding_shared.tracing import broker_middlewares, enable_tracing, instrument_http
-from onboarding_shared.unit_of_work import MessagingTables
+from onboarding_shared.unit_of_work import MessagingTables, SqlAlchemyUnitOfWork
 
 log = logging.getLogger(__name__)
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+UnitOfWorkT = TypeVar("UnitOfWorkT", bound=SqlAlchemyUnitOfWork)
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _SAFE_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
@@ -116,7 +121,10 @@ class ServiceRuntime:
     broker: RabbitBroker
     publisher: RabbitPublisher
     relay: OutboxRelay
+    tables: MessagingTables
     consumers: list[ReliableConsumer] = field(default_factory=list)
+    # State other services broadcast, kept in memory (not consumed: nothing to retry or park).
+    broadcasts: list[LatestBroadcast[Any]] = field(default_factory=list)
     # Declared but not consumed (yet): their messages wait, e.g. emails while SMTP is unset.
     dormant_queues: list[ConsumerQueue] = field(default_factory=list)
     background: list[BackgroundJob] = field(default_factory=list)
@@ -152,7 +160,7 @@ class ServiceRuntime:
         relay = OutboxRelay(
             sessions, tables.outbox, publisher, settings.relay, hold_back=gate.check
         )
-        runtime = cls(service, settings, engine, sessions, broker, publisher, relay)
+        runtime = cls(service, settings, engine, sessions, broker, publisher, relay, tables)
         runtime.consumers_gate = gate
         runtime.background.append(
             periodic(
@@ -171,6 +179,21 @@ class ServiceRuntime:
             producer_users=self.settings.producer_users,
         )
 
+    def units_of_work(
+        self, unit_of_work: Callable[..., UnitOfWorkT], **adapters: Any
+    ) -> Callable[[], UnitOfWorkT]:
+        """How the service makes a unit of work: on this process's database, staging events
+        as this service, waking the relay when it commits. ``adapters`` go to the service's
+        own unit of work (metrics hooks, locks)."""
+        return partial(
+            unit_of_work,
+            self.sessions,
+            self.tables,
+            producer=self.service,
+            on_commit=self.relay.notify,
+            **adapters,
+        )
+
     def _broker_returned(self, *_: Any) -> None:
         # What backed off while the broker was away goes out now, not when its backoff ends.
         self.relay.broker_returned()
@@ -185,6 +208,8 @@ class ServiceRuntime:
             await step()
         for consumer in self.consumers:
             consumer.subscribe(self.broker, self.identity)
+        for broadcast in self.broadcasts:
+            broadcast.subscribe(self.broker, self.identity)
         try:
             connection = await self.broker.connect()
         except (AMQPConnectionError, OSError) as error:
@@ -276,7 +301,10 @@ def create_http_app(
     *,
     title: str,
     events: ServiceEvents | None = None,
+    context: object = None,
 ) -> FastAPI:
+    """The service's HTTP app; ``context`` is what its routes get from ``request.app.state``."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
@@ -288,18 +316,33 @@ def create_http_app(
     if events is not None:
         runtime.publishes_mail = any(event.spec.mail_only for event in events.sends)
     app = FastAPI(title=title, lifespan=lifespan)
+    _add_middlewares(app, runtime, routers)
+    answer_validation_errors_without_input(app)
+    answer_outages_with_503(app)
+    app.state.runtime = runtime
+    app.state.context = context
+    if isinstance(runtime.settings, TokenVerificationSettings):
+        app.state.token_verifier = runtime.settings.token_verifier()
+    _serve_operations(app, runtime)
+    if events is not None:
+        _serve_asyncapi(app, service_document(events, exchange=runtime.settings.events_exchange))
+    if runtime.settings.otel_enabled:
+        instrument_http(app)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _add_middlewares(app: FastAPI, runtime: ServiceRuntime, routers: Sequence[APIRouter]) -> None:
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=runtime.settings.max_body_bytes,
         overrides=route_limits(routers, runtime.settings),
     )
     app.add_middleware(CorrelationMiddleware)
-    answer_validation_errors_without_input(app)
-    answer_outages_with_503(app)
-    app.state.runtime = runtime
-    if isinstance(runtime.settings, TokenVerificationSettings):
-        app.state.token_verifier = runtime.settings.token_verifier()
 
+
+def _serve_operations(app: FastAPI, runtime: ServiceRuntime) -> None:
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:
         """The process is alive."""
@@ -314,16 +357,15 @@ def create_http_app(
             status_code=200 if serving else 503,
         )
 
-    if events is not None:
-        _serve_asyncapi(app, service_document(events, exchange=runtime.settings.events_exchange))
     # Both spellings answer 200: scrapers are configured with either.
     app.add_route("/metrics", metrics, include_in_schema=False)
     app.add_route("/metrics/", metrics, include_in_schema=False)
-    if runtime.settings.otel_enabled:
-        instrument_http(app)
-    for router in routers:
-        app.include_router(router)
-    return app
+
+
+def service_context(request: Request) -> Any:
+    """The service's context, as its bootstrap gave it to create_http_app. Routes depend on
+    it through their own typed alias: ``Annotated[UsersContext, Depends(service_context)]``."""
+    return request.app.state.context
 
 
 def _serve_asyncapi(app: FastAPI, document: dict[str, Any]) -> None:
@@ -337,13 +379,26 @@ def _serve_asyncapi(app: FastAPI, document: dict[str, Any]) -> None:
 def run_cli(
     *,
     service: str,
-    load: Callable[[], ServiceSettings],
-    create_app: Callable[[ServiceSettings], FastAPI],
+    load: Callable[[], SettingsT],
+    create_app: Callable[[SettingsT], FastAPI],
     migrations: Path,
 ) -> None:
     """`<service> migrate` applies migrations; `<service> serve [--migrate]` runs the service
     once the schema is at this release's head; `<service> check [--schema]` validates the
     settings (and the schema) and exits."""
+    arguments = _cli_parser(service).parse_args()
+    settings = load()
+    configure_logging(settings.log_level, service=service, json_lines=settings.log_format == "json")
+    if arguments.command == "check":
+        _check(service, settings, create_app, migrations, schema=arguments.schema)
+        return
+    if arguments.command == "migrate" or arguments.migrate:
+        migrate(settings.database_url, migrations)
+    if arguments.command == "serve":
+        _serve(settings, create_app, migrations)
+
+
+def _cli_parser(service: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"onboarding-{service}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply database migrations and exit")
@@ -355,34 +410,30 @@ def run_cli(
     check.add_argument(
         "--schema", action="store_true", help="also require the database schema at the head"
     )
-    arguments = parser.parse_args()
+    return parser
 
-    settings = load()
-    configure_logging(settings.log_level, service=service, json_lines=settings.log_format == "json")
-    if arguments.command == "check":
-        _check(service, settings, create_app, migrations, schema=arguments.schema)
-        return
-    if arguments.command == "migrate" or arguments.migrate:
-        migrate(settings.database_url, migrations)
-    if arguments.command == "serve":
-        asyncio.run(
-            wait_for_schema(settings.database_url, migrations, timeout=settings.schema_wait_seconds)
-        )
-        uvicorn.run(
-            create_app(settings),
-            host=settings.http_host,
-            port=settings.http_port,
-            log_config=None,
-            timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
-            proxy_headers=True,
-            forwarded_allow_ips=settings.trusted_proxies,
-        )
+
+def _serve(
+    settings: SettingsT, create_app: Callable[[SettingsT], FastAPI], migrations: Path
+) -> None:
+    asyncio.run(
+        wait_for_schema(settings.database_url, migrations, timeout=settings.schema_wait_seconds)
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+    )
 
 
 def _check(
     service: str,
-    settings: ServiceSettings,
-    create_app: Callable[[ServiceSettings], FastAPI],
+    settings: SettingsT,
+    create_app: Callable[[SettingsT], FastAPI],
     migrations: Path,
     *,
     schema: bool,

@@ -7,12 +7,26 @@ import sys
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from onboarding_shared.db import validate_database_url
 from onboarding_shared.messaging.outbox import RelaySettings
 from onboarding_shared.messaging.topology import EVENTS_EXCHANGE, Binding, ConsumerQueue
+
+
+def own_database(name: str) -> Any:
+    """The database_url field of the service whose files and variables are named ``name``:
+    ``<NAME>_DATABASE_URL`` or, for a process running one service, ``DATABASE_URL``; a SQLite
+    file under var/ by default, for a developer's machine."""
+    return Field(
+        default=f"sqlite+aiosqlite:///var/{name}.db",
+        validation_alias=AliasChoices(f"{name.upper()}_DATABASE_URL", "DATABASE_URL"),
+    )
+
+
+def http_port(default: int) -> Any:
+    return Field(default=default, ge=1, le=65535)
 
 
 class ServiceSettings(BaseSettings):

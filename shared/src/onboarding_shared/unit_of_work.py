@@ -4,11 +4,12 @@ for consumers, the record that the incoming event was processed."""
 from __future__ import annotations
 
 import abc
+import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +18,9 @@ from onboarding_shared.contract.envelope import Envelope, EventData, new_event
 from onboarding_shared.messaging.inbox import claim_event
 from onboarding_shared.messaging.outbox import outbox_row
 from onboarding_shared.tracing import current_trace_headers
+
+if TYPE_CHECKING:
+    from onboarding_shared.messaging.queues import QueueDefinition
 
 
 class AbstractUnitOfWork(abc.ABC):
@@ -121,3 +125,39 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         # Detach what was loaded first, so results read in this unit stay usable after it.
         self.session.expunge_all()
         await self.session.rollback()
+
+
+UnitOfWorkT = TypeVar("UnitOfWorkT", bound=AbstractUnitOfWork)
+EnvelopeT = TypeVar("EnvelopeT", bound=Envelope[Any])
+ResultT = TypeVar("ResultT")
+P = ParamSpec("P")
+
+
+def once_per_event(
+    queue: QueueDefinition,
+) -> Callable[
+    [Callable[Concatenate[UnitOfWorkT, EnvelopeT, P], Awaitable[ResultT]]],
+    Callable[Concatenate[UnitOfWorkT, EnvelopeT, P], Awaitable[ResultT | None]],
+]:
+    """Apply a handler's effect at most once per event delivered on ``queue``: in one
+    transaction with the inbox record (keyed by the queue's name), committed together when the
+    handler returns. A redelivery, or a concurrent duplicate, finds the record, changes nothing
+    and gets None."""
+
+    def decorate(
+        handle: Callable[Concatenate[UnitOfWorkT, EnvelopeT, P], Awaitable[ResultT]],
+    ) -> Callable[Concatenate[UnitOfWorkT, EnvelopeT, P], Awaitable[ResultT | None]]:
+        @functools.wraps(handle)
+        async def handle_once(
+            uow: UnitOfWorkT, event: EnvelopeT, /, *args: P.args, **kwargs: P.kwargs
+        ) -> ResultT | None:
+            async with uow:
+                if not await uow.claim(queue.name, event.event_id):
+                    return None
+                result = await handle(uow, event, *args, **kwargs)
+                await uow.commit()
+                return result
+
+        return handle_once
+
+    return decorate

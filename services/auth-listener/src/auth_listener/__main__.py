@@ -4,7 +4,7 @@ from onboarding_shared.runtime import run_cli
 
 
 def main() -> None:
-    run_cli(service=SERVICE, load=load, create_app=create_app, migrations=MIGRATIONS)  # type: ignore[arg-type]
+    run_cli(service=SERVICE, load=load, create_app=create_app, migrations=MIGRATIONS)
 
 
 if __name__ == "__main__":

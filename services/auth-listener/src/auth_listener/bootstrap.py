@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -11,11 +10,11 @@ from auth_listener.adapters import orm
 from auth_listener.adapters.reading import reading_engine
 from auth_listener.adapters.repository import SqlAlchemyAccountReader
 from auth_listener.adapters.unit_of_work import SqlAlchemyAuthListenerUnitOfWork
+from auth_listener.context import AuthListenerContext
 from auth_listener.entrypoints import subscribers
 from auth_listener.entrypoints.housekeeping import forget_stale_logins
 from auth_listener.service_layer.logged_in import LoggedInAccounts
 from auth_listener.settings import AuthListenerSettings
-from auth_listener.wiring import AuthListenerContext
 from onboarding_shared.contract import (
     EventRejected,
     UserActivated,
@@ -44,18 +43,12 @@ def create_app(settings: AuthListenerSettings) -> FastAPI:
     runtime.shutdown.append(readers.dispose)
     context = AuthListenerContext(
         settings=settings,
-        uow=partial(
-            SqlAlchemyAuthListenerUnitOfWork,
-            runtime.sessions,
-            orm.messaging,
-            producer=SERVICE,
-            on_commit=runtime.relay.notify,
-        ),
+        uow=runtime.units_of_work(SqlAlchemyAuthListenerUnitOfWork),
         reader=SqlAlchemyAccountReader(readers),
         logged_in=LoggedInAccounts(settings.logged_in_memory_size),
     )
     runtime.consumers.extend(subscribers.consumers(context))
     runtime.background.append(forget_stale_logins(context))
-    app = create_http_app(runtime, [], title="Onboarding: auth-listener", events=EVENTS)
-    app.state.context = context
-    return app
+    return create_http_app(
+        runtime, [], title="Onboarding: auth-listener", events=EVENTS, context=context
+    )

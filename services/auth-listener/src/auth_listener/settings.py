@@ -1,18 +1,15 @@
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import Field, field_validator
 
-from onboarding_shared.settings import ServiceSettings, load_settings
+from onboarding_shared.settings import ServiceSettings, http_port, load_settings, own_database
 
 _NAME_OR_WILDCARD = r"^(\*|#|[^\s.#*][^#*]{0,199})$"
 
 
 class AuthListenerSettings(ServiceSettings):
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///var/auth_listener.db",
-        validation_alias=AliasChoices("AUTH_LISTENER_DATABASE_URL", "DATABASE_URL"),
-    )
-    http_port: int = Field(default=8004, ge=1, le=65535)
+    database_url: str = own_database("auth_listener")
+    http_port: int = http_port(8004)
     pending_login_retention_hours: int = Field(
         default=168,
         ge=1,

@@ -1,17 +1,14 @@
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from onboarding_shared.auth import TokenVerificationSettings
-from onboarding_shared.settings import ServiceSettings, load_settings
+from onboarding_shared.settings import ServiceSettings, http_port, load_settings, own_database
 
 
 class InvitationsSettings(ServiceSettings, TokenVerificationSettings):
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///var/invitations.db",
-        validation_alias=AliasChoices("INVITATIONS_DATABASE_URL", "DATABASE_URL"),
-    )
-    http_port: int = Field(default=8002, ge=1, le=65535)
+    database_url: str = own_database("invitations")
+    http_port: int = http_port(8002)
     workspace_name: str = Field(default="Onboarding", min_length=1, max_length=200)
     public_url: str = Field(default="http://localhost:8001", description="Base of join links.")
     invitation_ttl_hours: int = Field(default=168, ge=1, le=24 * 365, description="The default.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -12,10 +11,10 @@ from mailer.adapters import orm
 from mailer.adapters.locks import KeyedLocks
 from mailer.adapters.smtp import SmtpSender
 from mailer.adapters.unit_of_work import SqlAlchemyMailerUnitOfWork
+from mailer.context import MailerContext
 from mailer.entrypoints import http, subscribers
 from mailer.entrypoints.heartbeat import heartbeat
 from mailer.settings import MailerSettings
-from mailer.wiring import MailerContext
 from onboarding_shared.contract import (
     AcceptanceEmailRequested,
     EmailDeferred,
@@ -48,14 +47,7 @@ def create_app(settings: MailerSettings) -> FastAPI:
     sender = SmtpSender(settings) if settings.smtp_configured else None
     context = MailerContext(
         settings=settings,
-        uow=partial(
-            SqlAlchemyMailerUnitOfWork,
-            runtime.sessions,
-            orm.messaging,
-            producer=SERVICE,
-            on_commit=runtime.relay.notify,
-            email_locks=KeyedLocks(),
-        ),
+        uow=runtime.units_of_work(SqlAlchemyMailerUnitOfWork, email_locks=KeyedLocks()),
         sender=sender,
     )
     if sender is None:
@@ -65,6 +57,6 @@ def create_app(settings: MailerSettings) -> FastAPI:
         runtime.consumers.extend(subscribers.consumers(context, sender))
         runtime.shutdown.append(sender.close)
     runtime.background.append(heartbeat(context, runtime.publisher))
-    app = create_http_app(runtime, [http.router], title="Onboarding: mailer", events=EVENTS)
-    app.state.context = context
-    return app
+    return create_http_app(
+        runtime, [http.router], title="Onboarding: mailer", events=EVENTS, context=context
+    )

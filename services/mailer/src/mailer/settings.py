@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from onboarding_shared.auth import TokenVerificationSettings
-from onboarding_shared.settings import ServiceSettings, load_settings
+from onboarding_shared.settings import ServiceSettings, http_port, load_settings, own_database
 
 
 class SmtpSecurity(StrEnum):
@@ -16,11 +16,8 @@ class SmtpSecurity(StrEnum):
 
 
 class MailerSettings(ServiceSettings, TokenVerificationSettings):
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///var/mailer.db",
-        validation_alias=AliasChoices("MAILER_DATABASE_URL", "DATABASE_URL"),
-    )
-    http_port: int = Field(default=8003, ge=1, le=65535)
+    database_url: str = own_database("mailer")
+    http_port: int = http_port(8003)
     smtp_host: str | None = Field(default=None, description="Unset: emails wait until it is set.")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = None

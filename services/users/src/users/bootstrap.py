@@ -22,22 +22,22 @@ from onboarding_shared.contract import (
     WelcomeEmailRequested,
 )
 from onboarding_shared.contract.asyncapi import ServiceEvents
-from onboarding_shared.messaging.status import MailerStatusWatcher
 from onboarding_shared.runtime import ServiceRuntime, create_http_app
 from users.adapters import orm
 from users.adapters.images import PillowAvatarProcessor
-from users.adapters.mailer_status import HeartbeatSmtpStatus
+from users.adapters.mailer_status import HeartbeatSmtpStatus, mailer_heartbeats
 from users.adapters.passwords import Argon2PasswordHasher
 from users.adapters.tokens import JwtTokenIssuer
 from users.adapters.unit_of_work import SqlAlchemyUsersUnitOfWork
+from users.context import UsersContext
 from users.domain.passwords import PasswordPolicy
 from users.entrypoints import audit_http, console, http, pages, subscribers
 from users.entrypoints.metrics import count_created_users
 from users.entrypoints.templating import static_files
-from users.service_layer import services
-from users.service_layer.services import AccountPolicy, AdminSeed, NoAdminConfigured
+from users.service_layer import accounts
+from users.service_layer.accounts import AccountPolicy, AdminSeed
+from users.service_layer.errors import NoAdminConfigured
 from users.settings import UsersSettings
-from users.wiring import UsersContext
 
 SERVICE = "users"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -61,52 +61,56 @@ EVENTS = ServiceEvents(
 def create_app(settings: UsersSettings) -> FastAPI:
     orm.map_domain()
     runtime = ServiceRuntime.create(SERVICE, settings, orm.messaging)
-    mailer_status = MailerStatusWatcher(settings.events_exchange, service=SERVICE)
-    mailer_status.subscribe(runtime.broker, runtime.identity)
+    heartbeats = mailer_heartbeats(settings.events_exchange, service=SERVICE)
     context = UsersContext(
         settings=settings,
-        uow=partial(
-            SqlAlchemyUsersUnitOfWork,
-            runtime.sessions,
-            orm.messaging,
-            producer=SERVICE,
-            on_commit=runtime.relay.notify,
-            on_events=count_created_users,
-        ),
-        policy=AccountPolicy(
-            passwords=PasswordPolicy(min_length=settings.password_min_length),
-            workspace_name=settings.workspace_name,
-            public_url=settings.public_url,
-            password_link_ttl=timedelta(hours=settings.password_link_ttl_hours),
-        ),
+        uow=runtime.units_of_work(SqlAlchemyUsersUnitOfWork, on_events=count_created_users),
+        policy=account_policy(settings),
         hasher=Argon2PasswordHasher(),
-        tokens=JwtTokenIssuer(
-            settings.auth_private_key.get_secret_value(),
-            issuer=settings.auth_issuer,
-            audience=settings.auth_audience,
-            ttl=timedelta(minutes=settings.access_token_ttl_minutes),
-        ),
-        avatars=PillowAvatarProcessor(
-            max_bytes=settings.avatar_max_bytes,
-            max_pixels=settings.avatar_max_pixels,
-            size=settings.avatar_size,
-            max_concurrent=settings.avatar_max_concurrent_decodes,
-        ),
-        smtp_status=HeartbeatSmtpStatus(mailer_status),
+        tokens=token_issuer(settings),
+        avatars=avatar_processor(settings),
+        mailer_heartbeats=heartbeats,
+        smtp_status=HeartbeatSmtpStatus(heartbeats),
     )
     runtime.startup.append(partial(seed_first_admin, context))
     runtime.consumers.extend(subscribers.consumers(context))
+    runtime.broadcasts.extend(subscribers.broadcasts(context))
     app = create_http_app(
         runtime,
         [*http.routers, audit_http.router, console.session_router, console.router, pages.router],
         title="Onboarding: users",
         events=EVENTS,
+        context=context,
     )
     app.mount("/static", static_files(), name="static")
-    for error, handler in http.ERROR_HANDLERS.items():
-        app.add_exception_handler(error, handler)
-    app.state.context = context
     return app
+
+
+def account_policy(settings: UsersSettings) -> AccountPolicy:
+    return AccountPolicy(
+        passwords=PasswordPolicy(min_length=settings.password_min_length),
+        workspace_name=settings.workspace_name,
+        public_url=settings.public_url,
+        password_link_ttl=timedelta(hours=settings.password_link_ttl_hours),
+    )
+
+
+def token_issuer(settings: UsersSettings) -> JwtTokenIssuer:
+    return JwtTokenIssuer(
+        settings.auth_private_key.get_secret_value(),
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        ttl=timedelta(minutes=settings.access_token_ttl_minutes),
+    )
+
+
+def avatar_processor(settings: UsersSettings) -> PillowAvatarProcessor:
+    return PillowAvatarProcessor(
+        max_bytes=settings.avatar_max_bytes,
+        max_pixels=settings.avatar_max_pixels,
+        size=settings.avatar_size,
+        max_concurrent=settings.avatar_max_concurrent_decodes,
+    )
 
 
 async def seed_first_admin(context: UsersContext) -> None:
@@ -121,7 +125,7 @@ async def seed_first_admin(context: UsersContext) -> None:
         else None
     )
     try:
-        await services.seed_first_admin(
+        await accounts.seed_first_admin(
             context.uow(), seed, policy=context.policy, hasher=context.hasher, now=datetime.now(UTC)
         )
     except NoAdminConfigured as error:

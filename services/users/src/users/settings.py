@@ -5,7 +5,6 @@ from typing import Annotated
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import (
-    AliasChoices,
     BeforeValidator,
     Field,
     SecretStr,
@@ -14,18 +13,15 @@ from pydantic import (
 )
 
 from onboarding_shared.auth import TokenVerificationSettings, load_public_keys, pem_from_environment
-from onboarding_shared.settings import ServiceSettings, load_settings
+from onboarding_shared.settings import ServiceSettings, http_port, load_settings, own_database
 from users.adapters.tokens import load_private_key
 from users.domain.sessions import SessionPolicy
 from users.domain.throttling import ThrottlePolicy
 
 
 class UsersSettings(ServiceSettings, TokenVerificationSettings):
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///var/users.db",
-        validation_alias=AliasChoices("USERS_DATABASE_URL", "DATABASE_URL"),
-    )
-    http_port: int = Field(default=8001, ge=1, le=65535)
+    database_url: str = own_database("users")
+    http_port: int = http_port(8001)
     workspace_name: str = Field(default="Onboarding", min_length=1, max_length=200)
     public_url: str = Field(
         default="http://localhost:8001", description="Base of the links in welcome emails."

@@ -8,8 +8,9 @@ of an invitation is `invitation.issued.v1`, without its link (docs/contract.md).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
@@ -335,6 +336,17 @@ class MailerStatus(EventData):
     last_attempt_at: AwareDatetime | None = None
     interval_seconds: float = Field(gt=0, description="When to expect the next heartbeat.")
     reported_at: AwareDatetime
+
+    # Part of the contract: a heartbeat this many intervals old means the mailer is gone, and
+    # the mailer publishes each one with that expiration.
+    STALE_AFTER_INTERVALS: ClassVar[int] = 3
+
+    @property
+    def lifetime_seconds(self) -> float:
+        return self.interval_seconds * self.STALE_AFTER_INTERVALS
+
+    def is_current(self, now: datetime) -> bool:
+        return now <= self.reported_at + timedelta(seconds=self.lifetime_seconds)
 
 
 class EventRejected(EventData):

@@ -1,5 +1,11 @@
 """Alembic operations for the kit's own tables, so every service's first migration creates
-the same outbox and inbox (schema version 1 of both)."""
+the same outbox and inbox (schema version 1 of both).
+
+The tables are written out here a second time (outbox.py and inbox.py declare them for the
+code) on purpose: a migration is history and must create version 1 for ever, whatever the
+live definitions become; deriving it from them would make an old migration change meaning.
+That the two agree is checked, not assumed: every service's migration tests run Alembic's
+``check`` (no difference between the migrated schema and the metadata)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,14 @@ Each consumer owns one durable quorum queue, bound to the routing keys it needs.
   the work queue, so a failing message waits without blocking the ones behind it;
 - ``<queue>.parked``, bound to the dead-letter exchange, where a message that cannot be
   handled lands with its reason in its headers, to be inspected and replayed by an operator.
+
+Why this module speaks aio-pika while the rest of the kit speaks FastStream: FastStream
+declares a queue only as a side effect of subscribing to it, and most of what is declared here
+is never subscribed to by the declaring process: the wait and parking queues, and the other
+services' queues that must exist before an event for them is published (queues.py). aio-pika is
+the layer FastStream itself runs on (one connection: ``broker.connect()`` returns it), so this
+is one AMQP client used at two levels, not two clients. The parked-messages tool uses it for
+the same reason: it moves messages between queues nobody consumes.
 """
 
 from __future__ import annotations
@@ -89,6 +97,12 @@ async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue)
     all its bindings are in place (``queues.ConsumerQueuesGate``). Nothing is parked before the
     queue has a consumer, so it is not needed earlier."""
     await declare_events_exchange(channel, queue.events_exchange)
+    await _declare_work_queue(channel, queue)
+    await _declare_wait_queues(channel, queue)
+    await _declare_parking_queue(channel, queue)
+
+
+async def _declare_work_queue(channel: AbstractChannel, queue: ConsumerQueue) -> None:
     work = await channel.declare_queue(
         queue.name,
         durable=True,
@@ -107,6 +121,8 @@ async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue)
             await channel.declare_exchange(exchange_name, queue.exchange_type, durable=True)
         await work.bind(exchange_name, routing_key=binding.routing_key)
 
+
+async def _declare_wait_queues(channel: AbstractChannel, queue: ConsumerQueue) -> None:
     for attempt, delay in enumerate(queue.retry_delays, start=1):
         await channel.declare_queue(
             queue.retry_queue(attempt),
@@ -121,6 +137,8 @@ async def declare_consumer_queue(channel: AbstractChannel, queue: ConsumerQueue)
             ),
         )
 
+
+async def _declare_parking_queue(channel: AbstractChannel, queue: ConsumerQueue) -> None:
     dlx = await channel.declare_exchange(
         queue.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import Column, Index, String, Table, Uuid
-from sqlalchemy.orm import registry
 
 from auth_listener.domain.model import AccountStatus, IdentifierKind, KnownAccount, PendingLogin
-from onboarding_shared.db import UtcDateTime, map_once, new_metadata, string_enum
-from onboarding_shared.messaging.inbox import define_inbox_table
-from onboarding_shared.messaging.outbox import define_outbox_table
-from onboarding_shared.unit_of_work import MessagingTables
+from onboarding_shared.db import UtcDateTime, string_enum
+from onboarding_shared.orm import service_tables
 
-metadata = new_metadata()
-mapper_registry = registry(metadata=metadata)
+tables = service_tables()
+metadata, messaging = tables.metadata, tables.messaging
 
 
 known_accounts = Table(
@@ -38,10 +35,6 @@ pending_logins = Table(
     Index("ix_pending_logins_received", "received_at"),
 )
 
-messaging = MessagingTables(
-    outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
-)
-
 
 def map_domain() -> None:
-    map_once(mapper_registry, (KnownAccount, known_accounts), (PendingLogin, pending_logins))
+    tables.map((KnownAccount, known_accounts), (PendingLogin, pending_logins))

@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from auth_listener.adapters.orm import known_accounts, pending_logins
@@ -21,11 +19,8 @@ from auth_listener.domain.model import (
     PendingLogin,
     identifier_key,
 )
-from auth_listener.service_layer.unit_of_work import (
-    AccountReader,
-    AccountRepository,
-    PendingLoginRepository,
-)
+from auth_listener.service_layer.unit_of_work import AccountRepository, PendingLoginRepository
+from onboarding_shared.orm import AddingRepository, SessionRepository, insert_for, locked
 
 _COLUMN_OF = {
     IdentifierKind.ID: known_accounts.c.id,
@@ -38,18 +33,10 @@ def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-class SqlAlchemyAccountRepository(AccountRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, account: KnownAccount) -> None:
-        self._session.add(account)
-
+class SqlAlchemyAccountRepository(AddingRepository[KnownAccount], AccountRepository):
     async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> KnownAccount | None:
         query = select(KnownAccount).where(known_accounts.c.id == user_id)
-        if for_update:
-            query = query.with_for_update().execution_options(populate_existing=True)
-        return (await self._session.scalars(query)).first()
+        return (await self._session.scalars(locked(query) if for_update else query)).first()
 
     async def find(self, identifiers: Sequence[Identifier]) -> KnownAccount | None:
         return await self._find(identifiers, for_update=False)
@@ -122,9 +109,9 @@ def _matches(account: _Named, kind: IdentifierKind, value: str) -> bool:
     return account.username_key == value
 
 
-class SqlAlchemyAccountReader(AccountReader):
-    """The busy path's reads, on a connection in autocommit (adapters.reading: no BEGIN, no
-    ROLLBACK, no lock), of four columns (Core, no ORM).
+class SqlAlchemyAccountReader:
+    """The service layer's AccountReader: the busy path's reads, on a connection in autocommit
+    (adapters.reading: no BEGIN, no ROLLBACK, no lock), of four columns (Core, no ORM).
 
     Reads asked for while one is in flight go together in the next statement: under load (up
     to PREFETCH logins in hand at once) one round trip serves many logins, and alone a login
@@ -195,16 +182,11 @@ class SqlAlchemyAccountReader(AccountReader):
             return (await connection.execute(self._BATCH, parameters)).all()
 
 
-class SqlAlchemyPendingLoginRepository(PendingLoginRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class SqlAlchemyPendingLoginRepository(SessionRepository, PendingLoginRepository):
     async def remember(self, logins: Sequence[PendingLogin]) -> None:
         if not logins:
             return
-        insert: Any = (
-            postgresql_insert if _dialect(self._session) == "postgresql" else sqlite_insert
-        )
+        insert = insert_for(self._session)
         rows = [
             {
                 "kind": login.kind,

@@ -8,8 +8,8 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from auth_listener.context import AuthListenerContext
 from auth_listener.service_layer import services
-from auth_listener.wiring import AuthListenerContext
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 3600.0

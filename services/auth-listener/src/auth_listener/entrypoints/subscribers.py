@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
+from auth_listener.context import AuthListenerContext
 from auth_listener.domain.keycloak import MalformedEvent, login_from_keycloak, routing_key
 from auth_listener.domain.model import Login
 from auth_listener.service_layer import services
-from auth_listener.wiring import AuthListenerContext
 from onboarding_shared.contract import Envelope, UserCreated, UserLoggedIn, UserUpdated
 from onboarding_shared.messaging.consumer import (
     Delivery,

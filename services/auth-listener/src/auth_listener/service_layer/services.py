@@ -11,16 +11,18 @@ from enum import StrEnum
 
 from auth_listener.domain.model import (
     AccountSnapshot,
+    AccountState,
     AccountStatus,
     KnownAccount,
     Login,
     PendingLogin,
 )
 from auth_listener.service_layer.logged_in import LoggedInAccounts
-from auth_listener.service_layer.unit_of_work import AccountReader, AuthListenerUnitOfWork
+from auth_listener.service_layer.ports import AccountReader
+from auth_listener.service_layer.unit_of_work import AuthListenerUnitOfWork
 from onboarding_shared.contract import Envelope, UserActivated, UserCreated, UserUpdated
-
-ACCOUNTS_CONSUMER = "auth-listener.accounts"
+from onboarding_shared.messaging.queues import AUTH_LISTENER_ACCOUNTS
+from onboarding_shared.unit_of_work import once_per_event
 
 
 class LoginOutcome(StrEnum):
@@ -49,24 +51,21 @@ async def record_login(
     if reader is not None:
         # Committed state, read without a transaction or lock: enough to see that there is
         # nothing to do. Pending or unknown is decided again below, under the locks.
-        state = await reader.state_of(identifiers)
-        if state is not None and state.status is not AccountStatus.PENDING:
-            return _settled(state.id, state.status, logged_in)
+        committed = await reader.state_of(identifiers)
+        if settled := _settled(committed, logged_in):
+            return settled
     async with uow:
         if reader is None:
-            account = await uow.accounts.find(identifiers)
-            if account is not None and account.status is not AccountStatus.PENDING:
-                return _settled(account.id, account.status, logged_in)  # nothing written
+            unlocked = await uow.accounts.find(identifiers)
+            if settled := _settled(unlocked, logged_in):
+                return settled  # nothing written
         await uow.accounts.serialize_on(identifiers)
         account = await uow.accounts.find_for_update(identifiers)  # nothing can race us now
         if account is None:
-            await uow.pending_logins.remember(
-                [PendingLogin(kind, value, login.logged_in_at, now) for kind, value in identifiers]
-            )
-            await uow.commit()
+            await _remember_until_known(uow, login, now)
             return LoginOutcome.UNKNOWN_ACCOUNT
-        if account.status is not AccountStatus.PENDING:
-            return _settled(account.id, account.status, logged_in)
+        if settled := _settled(account, logged_in):
+            return settled
         _activate(uow, account, login.logged_in_at)
         await uow.commit()
     if logged_in is not None:
@@ -75,13 +74,25 @@ async def record_login(
 
 
 def _settled(
-    user_id: uuid.UUID, status: AccountStatus, logged_in: LoggedInAccounts | None
-) -> LoginOutcome:
-    if status is AccountStatus.DEACTIVATED:
+    account: AccountState | KnownAccount | None, logged_in: LoggedInAccounts | None
+) -> LoginOutcome | None:
+    """The outcome of a login that has nothing to do: its account is active or deactivated.
+    None when it is pending or unknown, which only a unit of work decides."""
+    if account is None or account.status is AccountStatus.PENDING:
+        return None
+    if account.status is AccountStatus.DEACTIVATED:
         return LoginOutcome.DEACTIVATED
     if logged_in is not None:
-        logged_in.remember(user_id)  # active: it has logged in, and stays so
+        logged_in.remember(account.id)  # active: it has logged in, and stays so
     return LoginOutcome.ALREADY_ACTIVE
+
+
+async def _remember_until_known(uow: AuthListenerUnitOfWork, login: Login, now: datetime) -> None:
+    """Its account has not arrived yet: keep the login by each identifier until it does."""
+    await uow.pending_logins.remember(
+        [PendingLogin(kind, value, login.logged_in_at, now) for kind, value in login.identifiers]
+    )
+    await uow.commit()
 
 
 def _activate(uow: AuthListenerUnitOfWork, account: KnownAccount, at: datetime) -> None:
@@ -103,28 +114,33 @@ async def apply_account(
     """Keep the copy current; a login that arrived first activates the account now. This
     process's memory follows the copy: active, remembered; deactivated (or pending), forgotten,
     so that its logins are counted as `deactivated` here again."""
+    account = await _apply_snapshot(uow, event)
+    if logged_in is None or account is None:
+        return
+    if account.status is AccountStatus.ACTIVE:
+        logged_in.remember(account.id)
+    else:
+        logged_in.forget(account.id)
+
+
+@once_per_event(AUTH_LISTENER_ACCOUNTS)
+async def _apply_snapshot(
+    uow: AuthListenerUnitOfWork, event: Envelope[UserCreated] | Envelope[UserUpdated]
+) -> KnownAccount | None:
+    """The account as it now stands; None when the snapshot is older than our copy."""
     snapshot = _snapshot(event.data)
-    async with uow:
-        if not await uow.claim(ACCOUNTS_CONSUMER, event.event_id):
-            return
-        # Same lock order as record_login (identifiers, then the row): no deadlock between them.
-        await uow.accounts.serialize_on(KnownAccount.from_snapshot(snapshot).identifiers)
-        account = await uow.accounts.get(snapshot.user_id, for_update=True)
-        if account is None:
-            account = KnownAccount.from_snapshot(snapshot)
-            uow.accounts.add(account)
-        elif not account.replace_with(snapshot):
-            await uow.commit()  # an older snapshot than ours: only record it as processed
-            return
-        early = await uow.pending_logins.take(account.identifiers)
-        if early:
-            _activate(uow, account, min(login.logged_in_at for login in early))
-        await uow.commit()
-    if logged_in is not None:
-        if account.status is AccountStatus.ACTIVE:
-            logged_in.remember(account.id)
-        else:
-            logged_in.forget(account.id)
+    # Same lock order as record_login (identifiers, then the row): no deadlock between them.
+    await uow.accounts.serialize_on(KnownAccount.from_snapshot(snapshot).identifiers)
+    account = await uow.accounts.get(snapshot.user_id, for_update=True)
+    if account is None:
+        account = KnownAccount.from_snapshot(snapshot)
+        uow.accounts.add(account)
+    elif not account.replace_with(snapshot):
+        return None  # only recorded as processed
+    early = await uow.pending_logins.take(account.identifiers)
+    if early:
+        _activate(uow, account, min(login.logged_in_at for login in early))
+    return account
 
 
 def _snapshot(data: UserCreated | UserUpdated) -> AccountSnapshot:

@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from auth_listener.domain.model import AccountState, Identifier, KnownAccount, PendingLogin
+from auth_listener.domain.model import Identifier, KnownAccount, PendingLogin
 from onboarding_shared.unit_of_work import AbstractUnitOfWork
 
 
@@ -43,16 +43,6 @@ class PendingLoginRepository(abc.ABC):
 
     @abc.abstractmethod
     async def forget_received_before(self, moment: datetime) -> int: ...
-
-
-class AccountReader(abc.ABC):
-    """The busy path's read, outside any unit of work: one statement, no transaction of ours,
-    no lock, nothing written. Only ever used to conclude that there is nothing to do (the
-    account is active or deactivated); anything else is decided again in a unit of work."""
-
-    @abc.abstractmethod
-    async def state_of(self, identifiers: Sequence[Identifier]) -> AccountState | None:
-        """Id and status of the account the most specific identifier names, as committed."""
 
 
 class AuthListenerUnitOfWork(AbstractUnitOfWork):

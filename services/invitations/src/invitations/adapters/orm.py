@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import JSON, Boolean, Column, Index, Integer, String, Table, Text, Uuid
-from sqlalchemy.orm import registry
 
 from invitations.domain.imports import ImportedRow, ImportJob, ImportStatus
 from invitations.domain.links import InviteLink
@@ -14,13 +13,11 @@ from invitations.domain.model import (
     InviterSettings,
     Member,
 )
-from onboarding_shared.db import UtcDateTime, map_once, new_metadata, string_enum
-from onboarding_shared.messaging.inbox import define_inbox_table
-from onboarding_shared.messaging.outbox import define_outbox_table
-from onboarding_shared.unit_of_work import MessagingTables
+from onboarding_shared.db import UtcDateTime, string_enum
+from onboarding_shared.orm import service_tables
 
-metadata = new_metadata()
-mapper_registry = registry(metadata=metadata)
+tables = service_tables()
+metadata, messaging = tables.metadata, tables.messaging
 
 invitations = Table(
     "invitations",
@@ -30,11 +27,7 @@ invitations = Table(
     Column("email_key", String(320), nullable=False),
     Column("token_salt", String(64), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
-    Column(
-        "status",
-        string_enum(InvitationStatus),
-        nullable=False,
-    ),
+    Column("status", string_enum(InvitationStatus), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("ttl_hours", Integer, nullable=False),
@@ -90,11 +83,7 @@ invitation_imports = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("inviter_id", Uuid, nullable=True),
-    Column(
-        "status",
-        string_enum(ImportStatus),
-        nullable=False,
-    ),
+    Column("status", string_enum(ImportStatus), nullable=False),
     Column("total_rows", Integer, nullable=False),
     Column("processed_rows", Integer, nullable=False),
     Column("queued", Integer, nullable=False),
@@ -142,14 +131,9 @@ invite_links = Table(
     Index("ix_invite_links_created", "created_at"),
 )
 
-messaging = MessagingTables(
-    outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
-)
-
 
 def map_domain() -> None:
-    map_once(
-        mapper_registry,
+    tables.map(
         (Invitation, invitations),
         (Member, members),
         (DailyQuota, daily_quotas),

@@ -3,12 +3,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from invitations.adapters.orm import (
     daily_quotas,
@@ -39,30 +35,35 @@ from invitations.service_layer.unit_of_work import (
     MemberRepository,
     QuotaRepository,
 )
+from onboarding_shared.orm import AddingRepository, SessionRepository, insert_for
 
 _OPEN = [status.value for status in OPEN_STATUSES]
 
 
+def _expired(now: datetime) -> ColumnElement[bool]:
+    """Invitation.is_expired_at in SQL (change the two together): an open invitation whose
+    expiry has come; accepted and revoked ones stay what they are."""
+    return and_(invitations.c.status.in_(_OPEN), _past_expiry(now))
+
+
+def _past_expiry(now: datetime) -> ColumnElement[bool]:
+    """The expiry half of _expired, for queries already kept to open statuses. Its negation
+    (~) is ``expires_at > now``, which the status and expiry index serves."""
+    return invitations.c.expires_at <= now
+
+
 def _status_is(status: InvitationStatus, now: datetime) -> ColumnElement[bool]:
-    column = invitations.c
     if status is InvitationStatus.EXPIRED:
-        return and_(column.status.in_(_OPEN), column.expires_at <= now)
-    if status in OPEN_STATUSES:
-        return and_(column.status == status.value, column.expires_at > now)
-    return column.status == status.value
+        return _expired(now)
+    stored = invitations.c.status == status.value
+    return and_(stored, ~_past_expiry(now)) if status in OPEN_STATUSES else stored
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class SqlAlchemyInvitationRepository(InvitationRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, invitation: Invitation) -> None:
-        self._session.add(invitation)
-
+class SqlAlchemyInvitationRepository(AddingRepository[Invitation], InvitationRepository):
     async def get(self, invitation_id: uuid.UUID) -> Invitation | None:
         return await self._session.get(Invitation, invitation_id)
 
@@ -73,7 +74,7 @@ class SqlAlchemyInvitationRepository(InvitationRepository):
         query = select(Invitation).where(
             invitations.c.email_key.in_(keys),
             invitations.c.status.in_(_OPEN),
-            invitations.c.expires_at > now,
+            ~_past_expiry(now),
         )
         return list(await self._session.scalars(query))
 
@@ -82,8 +83,8 @@ class SqlAlchemyInvitationRepository(InvitationRepository):
             select(Invitation)
             .where(
                 invitations.c.remind_at <= now,
-                invitations.c.expires_at > now,
                 invitations.c.status == InvitationStatus.SENT.value,
+                ~_past_expiry(now),
             )
             .order_by(invitations.c.remind_at)
             .limit(limit)
@@ -113,27 +114,19 @@ class SqlAlchemyInvitationRepository(InvitationRepository):
 
     async def count_by_status(self, now: datetime) -> dict[InvitationStatus, int]:
         column = invitations.c
-        expired = func.sum(case((column.expires_at <= now, 1), else_=0))
+        expired = func.sum(case((_expired(now), 1), else_=0))
         rows = await self._session.execute(
             select(column.status, func.count(), expired).group_by(column.status)
         )
         counts = dict.fromkeys(InvitationStatus, 0)
-        for stored, total, past_expiry in rows:
-            status = InvitationStatus(stored)
-            # Only open invitations expire; accepted and revoked ones stay what they are.
-            lapsed = int(past_expiry or 0) if status in OPEN_STATUSES else 0
-            counts[status] += total - lapsed
-            counts[InvitationStatus.EXPIRED] += lapsed
+        for stored, total, lapsed in rows:
+            past = int(lapsed or 0)
+            counts[InvitationStatus(stored)] += total - past
+            counts[InvitationStatus.EXPIRED] += past
         return counts
 
 
-class SqlAlchemyMemberRepository(MemberRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, member: Member) -> None:
-        self._session.add(member)
-
+class SqlAlchemyMemberRepository(AddingRepository[Member], MemberRepository):
     async def get(self, user_id: uuid.UUID) -> Member | None:
         return await self._session.get(Member, user_id)
 
@@ -145,24 +138,14 @@ class SqlAlchemyMemberRepository(MemberRepository):
         return {member.email_key: member for member in rows}
 
 
-class SqlAlchemyInviterSettingsRepository(InviterSettingsRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, settings: InviterSettings) -> None:
-        self._session.add(settings)
-
+class SqlAlchemyInviterSettingsRepository(
+    AddingRepository[InviterSettings], InviterSettingsRepository
+):
     async def get(self, user_id: uuid.UUID) -> InviterSettings | None:
         return await self._session.get(InviterSettings, user_id)
 
 
-class SqlAlchemyImportRepository(ImportRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, job: ImportJob) -> None:
-        self._session.add(job)
-
+class SqlAlchemyImportRepository(AddingRepository[ImportJob], ImportRepository):
     def add_rows(self, rows: Sequence[ImportedRow]) -> None:
         self._session.add_all(rows)
 
@@ -205,13 +188,7 @@ class SqlAlchemyImportRepository(ImportRepository):
         return {outcome: count for outcome, count in counts if outcome is not None}
 
 
-class SqlAlchemyLinkRepository(LinkRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, link: InviteLink) -> None:
-        self._session.add(link)
-
+class SqlAlchemyLinkRepository(AddingRepository[InviteLink], LinkRepository):
     async def get(self, link_id: uuid.UUID) -> InviteLink | None:
         return await self._session.get(InviteLink, link_id)
 
@@ -220,13 +197,9 @@ class SqlAlchemyLinkRepository(LinkRepository):
         return list(await self._session.scalars(query))
 
 
-class SqlAlchemyQuotaRepository(QuotaRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class SqlAlchemyQuotaRepository(SessionRepository, QuotaRepository):
     async def lock_day(self, day: str) -> DailyQuota:
-        dialect = self._session.get_bind().dialect.name
-        insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        insert = insert_for(self._session)
         # Writing first takes the lock on SQLite too (it has no FOR UPDATE).
         await self._session.execute(
             insert(daily_quotas)

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Self
-
 from invitations.adapters.repository import (
     SqlAlchemyImportRepository,
     SqlAlchemyInvitationRepository,
@@ -11,16 +9,13 @@ from invitations.adapters.repository import (
     SqlAlchemyQuotaRepository,
 )
 from invitations.service_layer.unit_of_work import InvitationsUnitOfWork
-from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
+from onboarding_shared.orm import RepositoriesUnitOfWork, SessionBound
 
 
-class SqlAlchemyInvitationsUnitOfWork(SqlAlchemyUnitOfWork, InvitationsUnitOfWork):
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
-        self.invitations = SqlAlchemyInvitationRepository(self.session)
-        self.members = SqlAlchemyMemberRepository(self.session)
-        self.quotas = SqlAlchemyQuotaRepository(self.session)
-        self.inviter_settings = SqlAlchemyInviterSettingsRepository(self.session)
-        self.imports = SqlAlchemyImportRepository(self.session)
-        self.links = SqlAlchemyLinkRepository(self.session)
-        return self
+class SqlAlchemyInvitationsUnitOfWork(RepositoriesUnitOfWork, InvitationsUnitOfWork):
+    invitations = SessionBound(SqlAlchemyInvitationRepository)
+    members = SessionBound(SqlAlchemyMemberRepository)
+    quotas = SessionBound(SqlAlchemyQuotaRepository)
+    inviter_settings = SessionBound(SqlAlchemyInviterSettingsRepository)
+    imports = SessionBound(SqlAlchemyImportRepository)
+    links = SessionBound(SqlAlchemyLinkRepository)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from email.utils import unquote
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 
-from invitations.domain.model import email_key
+from invitations.domain.model import email_key, normalised_email
 
 MAX_ADDRESS_LENGTH = 320
 _SEPARATORS = re.compile(r"[,;\r\n]+")
@@ -105,8 +104,7 @@ def parse_addresses(raw: str | list[str]) -> list[ParsedAddress]:
 def parse_address(entry: str) -> ParsedAddress:
     named = _NAMED.match(entry)
     name = unquote(named.group("name").strip()).strip() or None if named else None
-    # Compared and stored NFKC-normalised: full-width letters are their ASCII twins.
-    candidate = unicodedata.normalize("NFKC", named.group("address").strip() if named else entry)
+    candidate = normalised_email(named.group("address").strip() if named else entry)
     if _CONTROL.search(entry):
         return _invalid(entry, "contains control characters")
     if _BIDI_CONTROLS.search(entry):

@@ -20,10 +20,15 @@ ADMIN_ROLE = "admin"
 DEFAULT_ROLES = tuple(default_roles())
 
 
+def normalised_email(email: str) -> str:
+    """An address as validated and stored: NFKC-normalised, so full-width letters are their
+    ASCII twins."""
+    return unicodedata.normalize("NFKC", email)
+
+
 def email_key(email: str) -> str:
-    """What addresses are compared by: NFKC-normalised (full-width letters are ASCII), then
-    lower-cased."""
-    return unicodedata.normalize("NFKC", email).strip().lower()
+    """What addresses are compared by: normalised_email(), then lower-cased."""
+    return normalised_email(email).strip().lower()
 
 
 class InvitationStatus(StrEnum):
@@ -184,10 +189,14 @@ class Invitation:
             remind_at=reminders.time_for(now, expires_at) if reminders else None,
         )
 
+    def is_expired_at(self, now: datetime) -> bool:
+        """The one rule for expired, which is never stored: an open invitation whose expiry has
+        come. The repository's SQL (adapters.repository._expired) says the same; change them
+        together."""
+        return self.status in OPEN_STATUSES and now >= self.expires_at
+
     def status_at(self, now: datetime) -> InvitationStatus:
-        if self.status in OPEN_STATUSES and now >= self.expires_at:
-            return InvitationStatus.EXPIRED
-        return self.status
+        return InvitationStatus.EXPIRED if self.is_expired_at(now) else self.status
 
     def is_open_at(self, now: datetime) -> bool:
         return self.status_at(now) in OPEN_STATUSES
@@ -235,8 +244,9 @@ class Invitation:
         """Its reminder should go now: due, the first email delivered, the link still alive."""
         return (
             self.remind_at is not None
-            and self.remind_at <= now < self.expires_at
+            and self.remind_at <= now
             and self.status is InvitationStatus.SENT
+            and not self.is_expired_at(now)
         )
 
     def remind(self, now: datetime) -> None:
@@ -300,6 +310,12 @@ class Member:
     updated_at: datetime
     # The address as written; None for members learnt before it was kept (email_key serves).
     email: str | None = None
+
+    @classmethod
+    def learn(
+        cls, user_id: uuid.UUID, *, email: str, name: str, status: str, at: datetime
+    ) -> Member:
+        return cls(user_id, email_key(email), name, status, updated_at=at, email=email)
 
     def apply(self, *, email: str, name: str, status: str, at: datetime) -> None:
         if at < self.updated_at:

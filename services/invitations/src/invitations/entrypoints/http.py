@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Depends, HTTPException, status
+from pydantic import (
+    AliasPath,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.aliases import AliasGenerator
 
+from invitations.context import InvitationsContext
 from invitations.domain.imports import BadImportFile, ImportTooLarge
 from invitations.domain.links import InvalidLink
 from invitations.domain.model import (
@@ -33,10 +43,10 @@ from invitations.service_layer.services import (
     TooManyAddresses,
 )
 from invitations.service_layer.unit_of_work import InvitationQuery
-from invitations.wiring import InvitationsContext
 from onboarding_shared.auth import AdminPrincipal, require_admin
 from onboarding_shared.contract import Role, default_roles
 from onboarding_shared.list_queries import DeprecatedSearch, Limit, Offset, Search, search_term
+from onboarding_shared.runtime import service_context
 
 # Every route here is for admins: 401 without a valid token, 403 without the admin role.
 router = APIRouter(
@@ -48,12 +58,7 @@ MAX_LIST_ITEMS = 10_000
 _CONTROL_EXCEPT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def _context(request: Request) -> InvitationsContext:
-    context: InvitationsContext = request.app.state.context
-    return context
-
-
-Context = Annotated[InvitationsContext, Depends(_context)]
+Context = Annotated[InvitationsContext, Depends(service_context)]
 
 
 class InviteRequest(BaseModel):
@@ -98,7 +103,35 @@ def plain_text_message(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
+# Answers are validated from the domain's objects (`Model.model_validate(obj)`): each field
+# from the attribute of its name, unless its `validation_alias` says otherwise. The names they
+# are answered with are always the fields' own.
+FROM_ATTRIBUTES = ConfigDict(from_attributes=True)
+
+
+def attributes_of(holder: str) -> ConfigDict:
+    """Fields read from the attributes of the object's `holder` attribute (the link of an
+    IssuedLink, say); a field with its own `validation_alias` reads the object itself."""
+    return ConfigDict(
+        from_attributes=True,
+        alias_generator=AliasGenerator(validation_alias=lambda name: AliasPath(holder, name)),
+    )
+
+
+def _status_as_of(status_at: Callable[[datetime], Any], info: ValidationInfo) -> Any:
+    if not info.context or "now" not in info.context:
+        raise TypeError("a status as of now needs model_validate(..., context={'now': now})")
+    return status_at(info.context["now"])
+
+
+# A status that changes with time: read from the domain object's `status_at`, asked about the
+# validation context's `now` (`model_validate(obj, context={"now": now})`).
+AsOfNow = BeforeValidator(_status_as_of)
+
+
 class InviteResultOut(BaseModel):
+    model_config = FROM_ATTRIBUTES
+
     input: str
     outcome: InviteOutcome
     email: str | None = None
@@ -107,6 +140,8 @@ class InviteResultOut(BaseModel):
 
 
 class SmtpAware(BaseModel):
+    model_config = FROM_ATTRIBUTES
+
     smtp_configured: bool | None = Field(
         description="What the mailer last reported; null when it has not been heard from."
     )
@@ -119,9 +154,11 @@ class InviteResponse(SmtpAware):
 
 
 class InvitationOut(BaseModel):
+    model_config = FROM_ATTRIBUTES
+
     id: uuid.UUID
     email: str
-    status: InvitationStatus
+    status: Annotated[InvitationStatus, AsOfNow] = Field(validation_alias="status_at")
     created_at: datetime
     expires_at: datetime
     sent_at: datetime | None
@@ -148,8 +185,8 @@ class InvitationOut(BaseModel):
 
     @classmethod
     def of(cls, invitation: Invitation, now: datetime) -> InvitationOut:
-        fields = {name: getattr(invitation, name) for name in cls.model_fields if name != "status"}
-        return cls(status=invitation.status_at(now), **fields)
+        """As it stands at `now`: past its expiry, an unanswered invitation is expired."""
+        return cls.model_validate(invitation, context={"now": now})
 
 
 class ResendResponse(SmtpAware):
@@ -194,12 +231,10 @@ async def create_invitations(
             now=datetime.now(UTC),
         )
     count_invite_results(results)  # invite() has committed: these results stand
-    report = services.smtp_report(context.mailer_status.snapshot())
     return InviteResponse(
         queued=sum(1 for r in results if r.outcome is InviteOutcome.QUEUED),
-        results=[InviteResultOut.model_validate(r, from_attributes=True) for r in results],
-        smtp_configured=report.smtp_configured,
-        warning=report.warning,
+        results=results,
+        **mail_report(context).model_dump(),
     )
 
 
@@ -230,11 +265,17 @@ async def list_invitations(
 async def mail_status(context: Context) -> SmtpAware:
     """Whether invitations can be emailed now, from the mailer's latest heartbeat: the console
     shows the warning before anything is sent."""
-    report = services.smtp_report(context.mailer_status.snapshot())
-    return SmtpAware(smtp_configured=report.smtp_configured, warning=report.warning)
+    return mail_report(context)
+
+
+def mail_report(context: InvitationsContext) -> SmtpAware:
+    """What the answers that send email say about its delivery (services.smtp_report)."""
+    return SmtpAware.model_validate(services.smtp_report(context.mailer_status.snapshot()))
 
 
 class InviterSettingsOut(BaseModel):
+    model_config = FROM_ATTRIBUTES
+
     notify_on_acceptance: bool = Field(
         description="Email me when someone joins through one of my invitations."
     )
@@ -250,7 +291,7 @@ class InviterSettingsIn(BaseModel):
 async def my_settings(context: Context, admin: AdminPrincipal) -> InviterSettingsOut:
     """The calling inviter's own settings (the defaults until they change them)."""
     settings = await services.inviter_settings(context.uow(), admin.user_id)
-    return InviterSettingsOut(notify_on_acceptance=settings.notify_on_acceptance)
+    return InviterSettingsOut.model_validate(settings)
 
 
 @router.put("/settings/me")
@@ -260,7 +301,7 @@ async def change_my_settings(
     settings = await services.change_inviter_settings(
         context.uow(), admin.user_id, notify_on_acceptance=body.notify_on_acceptance
     )
-    return InviterSettingsOut(notify_on_acceptance=settings.notify_on_acceptance)
+    return InviterSettingsOut.model_validate(settings)
 
 
 class InvitationChanges(BaseModel):
@@ -313,11 +354,8 @@ async def resend_invitation(invitation_id: uuid.UUID, context: Context) -> Resen
             minter=context.minter,
             now=now,
         )
-    report = services.smtp_report(context.mailer_status.snapshot())
     return ResendResponse(
-        invitation=InvitationOut.of(invitation, now),
-        smtp_configured=report.smtp_configured,
-        warning=report.warning,
+        invitation=InvitationOut.of(invitation, now), **mail_report(context).model_dump()
     )
 
 

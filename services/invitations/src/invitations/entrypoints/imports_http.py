@@ -10,17 +10,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AliasPath, BaseModel, Field, field_validator
 
-from invitations.domain.imports import (
-    ImportedRow,
-    ImportJob,
-    ImportStatus,
-    spreadsheet_safe,
+from invitations.domain.imports import ImportedRow, ImportStatus, spreadsheet_safe
+from invitations.entrypoints.http import (
+    Context,
+    answered_errors,
+    attributes_of,
+    plain_text_message,
 )
-from invitations.entrypoints.http import Context, answered_errors, plain_text_message
 from invitations.service_layer import imports
-from invitations.service_layer.imports import ImportCommand, ImportProgress
+from invitations.service_layer.imports import ImportCommand
 from onboarding_shared.auth import AdminPrincipal, require_admin
 from onboarding_shared.body_limit import body_limit
 
@@ -52,32 +52,28 @@ class ImportOptions(BaseModel):
 
 
 class ImportOut(BaseModel):
+    # Validated from an ImportProgress: its job's attributes, and its outcomes.
+    model_config = attributes_of("job")
+
     id: uuid.UUID
     status: ImportStatus
     filename: str | None
     total_rows: int
     processed_rows: int = Field(description="Rows worked through so far.")
     queued: int = Field(description="Invitations created so far.")
-    outcomes: dict[str, int] = Field(description="Rows worked through, by outcome.")
+    outcomes: dict[str, int] = Field(
+        validation_alias="outcomes", description="Rows worked through, by outcome."
+    )
     created_at: datetime
     finished_at: datetime | None
-    results_url: str = Field(description="Every row with its outcome, as CSV.")
+    results_url: str = Field(
+        validation_alias=AliasPath("job", "id"), description="Every row with its outcome, as CSV."
+    )
 
+    @field_validator("results_url", mode="before")
     @classmethod
-    def of(cls, progress: ImportProgress) -> ImportOut:
-        job: ImportJob = progress.job
-        return cls(
-            id=job.id,
-            status=job.status,
-            filename=job.filename,
-            total_rows=job.total_rows,
-            processed_rows=job.processed_rows,
-            queued=job.queued,
-            outcomes=progress.outcomes,
-            created_at=job.created_at,
-            finished_at=job.finished_at,
-            results_url=f"{router.prefix}/{job.id}/results.csv",
-        )
+    def _results_url(cls, import_id: uuid.UUID) -> str:
+        return f"{router.prefix}/{import_id}/results.csv"
 
 
 @router.post(
@@ -119,13 +115,13 @@ async def start_import(
         progress = await imports.start_import(
             context.uow(), command, policy=context.invite_policy, now=datetime.now(UTC)
         )
-    return ImportOut.of(progress)
+    return ImportOut.model_validate(progress)
 
 
 @router.get("/{import_id}", responses={404: {"description": "No such import"}})
 async def get_import(import_id: uuid.UUID, context: Context) -> ImportOut:
     with answered_errors():
-        return ImportOut.of(await imports.import_progress(context.uow(), import_id))
+        return ImportOut.model_validate(await imports.import_progress(context.uow(), import_id))
 
 
 @router.get(

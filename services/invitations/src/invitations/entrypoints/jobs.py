@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from invitations.context import InvitationsContext
 from invitations.service_layer import imports, services
-from invitations.wiring import InvitationsContext
 
 log = logging.getLogger(__name__)
 

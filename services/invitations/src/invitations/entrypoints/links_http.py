@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasPath, BaseModel, ConfigDict, Field
 
 from invitations.domain.links import MAX_LINK_USES, LinkStatus
-from invitations.entrypoints.http import Context, answered_errors
+from invitations.entrypoints.http import AsOfNow, Context, answered_errors, attributes_of
 from invitations.service_layer import links
 from invitations.service_layer.links import IssuedLink, LinkCommand
 from onboarding_shared.auth import AdminPrincipal, require_admin
@@ -47,9 +48,15 @@ class LinkRequest(BaseModel):
 
 
 class LinkOut(BaseModel):
+    # Validated from an IssuedLink: its link's attributes, and its URL.
+    model_config = attributes_of("link")
+
     id: uuid.UUID
-    url: str = Field(description="The link to share. Anyone holding it may join: keep it close.")
-    status: LinkStatus
+    url: str = Field(
+        validation_alias="url",
+        description="The link to share. Anyone holding it may join: keep it close.",
+    )
+    status: Annotated[LinkStatus, AsOfNow] = Field(validation_alias=AliasPath("link", "status_at"))
     uses: int = Field(description="Accounts created through it so far.")
     max_uses: int
     expires_at: datetime | None = Field(description="null: never.")
@@ -63,9 +70,8 @@ class LinkOut(BaseModel):
 
     @classmethod
     def of(cls, issued: IssuedLink, now: datetime) -> LinkOut:
-        link = issued.link
-        fields = {name: getattr(link, name) for name in cls.model_fields if hasattr(link, name)}
-        return cls(**{**fields, "url": issued.url, "status": link.status_at(now)})
+        """As it stands at `now` (used up, expired...)."""
+        return cls.model_validate(issued, context={"now": now})
 
 
 class LinkList(BaseModel):

@@ -10,10 +10,10 @@ from prometheus_client import REGISTRY, Counter, Metric
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from invitations.context import InvitationsContext
 from invitations.domain.model import InvitationStatus
 from invitations.service_layer import services
 from invitations.service_layer.services import InviteOutcome, InviteResult
-from invitations.wiring import InvitationsContext
 
 INVITATIONS_REQUESTED = Counter(
     "onboarding_invitations_total",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from invitations.context import InvitationsContext
 from invitations.service_layer import services
-from invitations.wiring import InvitationsContext
 from onboarding_shared.contract import (
     EmailDeferred,
     EmailFailed,
@@ -12,6 +14,7 @@ from onboarding_shared.contract import (
     UserCreated,
     UserUpdated,
 )
+from onboarding_shared.messaging.broadcast import LatestBroadcast
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
 from onboarding_shared.messaging.queues import (
     INVITATIONS_EMAIL_OUTCOMES,
@@ -28,20 +31,23 @@ def consumers(context: InvitationsContext) -> list[ReliableConsumer]:
     return [_email_outcomes(context), _members(context)]
 
 
+def broadcasts(context: InvitationsContext) -> list[LatestBroadcast[Any]]:
+    """State kept from other services' broadcasts: the mailer's heartbeat, for the SMTP
+    warning."""
+    return [context.mailer_heartbeats]
+
+
 def _email_outcomes(context: InvitationsContext) -> ReliableConsumer:
-    async def on_email_sent(event: Envelope[EmailSent], _delivery: Delivery) -> None:
-        await services.record_email_sent(context.uow(), event)
-
-    async def on_email_deferred(event: Envelope[EmailDeferred], _delivery: Delivery) -> None:
-        await services.record_email_deferred(context.uow(), event)
-
-    async def on_email_failed(event: Envelope[EmailFailed], _delivery: Delivery) -> None:
-        await services.record_email_failed(context.uow(), event)
+    async def on_email_outcome(
+        event: Envelope[EmailSent] | Envelope[EmailDeferred] | Envelope[EmailFailed],
+        _delivery: Delivery,
+    ) -> None:
+        await services.record_email_outcome(context.uow(), event)
 
     router = EventRouter()
-    router.register(EmailSent, on_email_sent)
-    router.register(EmailDeferred, on_email_deferred)
-    router.register(EmailFailed, on_email_failed)
+    router.register(EmailSent, on_email_outcome)
+    router.register(EmailDeferred, on_email_outcome)
+    router.register(EmailFailed, on_email_outcome)
     return _consumer(context, INVITATIONS_EMAIL_OUTCOMES, router)
 
 

@@ -23,13 +23,14 @@ from invitations.service_layer.services import (
     InviteOutcome,
     InvitePolicy,
     InviteResult,
+    IssueTerms,
     NotFound,
     TooManyAddresses,
     inviter_of,
     issue_invitation,
-    take_from_quota,
+    queued_count,
     triage,
-    triage_one,
+    triage_within_quota,
     ttl_hours_for,
     utc_day,
 )
@@ -68,24 +69,8 @@ async def start_import(
     roles = [_roles_of(row, inviter_is_admin=command.inviter_is_admin) for row in rows]
     addresses = parse_addresses([row.email for row in rows])
     async with uow:
-        day = utc_day(now)
-        quota = await uow.quotas.lock_day(day)
-        triaged = await triage(uow, addresses, now)
-        to_invite = sum(result.outcome is InviteOutcome.QUEUED for result in triaged)
-        take_from_quota(quota, to_invite, policy, now)
-        job = ImportJob(
-            id=uuid.uuid4(),
-            inviter_id=command.inviter_id,
-            status=ImportStatus.QUEUED,
-            total_rows=len(rows),
-            created_at=now,
-            ttl_hours=ttl_hours,
-            quota_day=day,
-            reserved=to_invite,
-            message=command.message,
-            notify_inviter=command.notify_inviter,
-            filename=command.filename,
-        )
+        triaged = await triage_within_quota(uow, addresses, policy, now)
+        job = _new_job(command, len(rows), ttl_hours, reserved=queued_count(triaged), now=now)
         imported = [
             _row_of(job.id, row, row_roles, result)
             for row, row_roles, result in zip(rows, roles, triaged, strict=True)
@@ -95,6 +80,25 @@ async def start_import(
         uow.imports.add_rows(imported)
         await uow.commit()
     return ImportProgress(job, dict(Counter(row.outcome for row in imported if row.outcome)))
+
+
+def _new_job(
+    command: ImportCommand, total_rows: int, ttl_hours: int, *, reserved: int, now: datetime
+) -> ImportJob:
+    """``reserved``: what was taken from today's quota, given back as far as unused."""
+    return ImportJob(
+        id=uuid.uuid4(),
+        inviter_id=command.inviter_id,
+        status=ImportStatus.QUEUED,
+        total_rows=total_rows,
+        created_at=now,
+        ttl_hours=ttl_hours,
+        quota_day=utc_day(now),
+        reserved=reserved,
+        message=command.message,
+        notify_inviter=command.notify_inviter,
+        filename=command.filename,
+    )
 
 
 def _roles_of(row: ImportRow, *, inviter_is_admin: bool) -> list[str]:
@@ -146,26 +150,21 @@ async def _invite_rows(
     minter: TokenMinter,
     now: datetime,
 ) -> int:
-    addresses = [parse_address(row.given) for row in rows]
-    keys = [address.key for address in addresses if address.key]
-    members = await uow.members.by_email(keys)
-    invited = {i.email_key: i for i in await uow.invitations.open_for(keys, now)}
+    # Against the state by now: who has joined, or was invited, since the file came in.
+    triaged = await triage(uow, [parse_address(row.given) for row in rows], now)
     inviter = await inviter_of(uow, job.inviter_id)
+    terms = IssueTerms(job.ttl_hours, inviter, job.message, job.notify_inviter)
     queued = 0
-    for row, address in zip(rows, addresses, strict=True):
-        result = triage_one(address, members, invited)
+    for row, result in zip(rows, triaged, strict=True):
         if result.outcome is InviteOutcome.QUEUED:
             result = issue_invitation(
                 uow,
                 result,
-                now=now,
-                ttl_hours=job.ttl_hours,
+                terms,
+                roles=row.roles,  # type: ignore[arg-type]  # checked when the file came in
                 policy=policy,
                 minter=minter,
-                inviter=inviter,
-                message=job.message,
-                roles=row.roles,  # type: ignore[arg-type]  # checked when the file came in
-                notify_inviter=job.notify_inviter,
+                now=now,
             )
             queued += 1
         row.settle(

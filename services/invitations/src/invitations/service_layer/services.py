@@ -4,7 +4,6 @@ commit together or not at all."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -24,6 +23,7 @@ from invitations.domain.model import (
     email_key,
     invitation_roles,
 )
+from invitations.service_layer.ports import MailerHeartbeat
 from invitations.service_layer.unit_of_work import (
     InvitationPage,
     InvitationQuery,
@@ -44,10 +44,8 @@ from onboarding_shared.contract import (
     UserCreated,
     UserUpdated,
 )
-from onboarding_shared.messaging.status import MailerStatusSnapshot
-
-EMAIL_OUTCOMES_CONSUMER = "invitations.email-outcomes"
-MEMBERS_CONSUMER = "invitations.members"
+from onboarding_shared.messaging.queues import INVITATIONS_EMAIL_OUTCOMES, INVITATIONS_MEMBERS
+from onboarding_shared.unit_of_work import once_per_event
 
 
 @dataclass(frozen=True)
@@ -133,23 +131,11 @@ async def invite(
             f"the limit is {policy.max_addresses_per_request}"
         )
     async with uow:
-        quota = await uow.quotas.lock_day(utc_day(now))  # first: serialises concurrent invitations
-        results = await triage(uow, addresses, now)
-        take_from_quota(quota, sum(r.outcome is InviteOutcome.QUEUED for r in results), policy, now)
+        results = await triage_within_quota(uow, addresses, policy, now)
         inviter = await inviter_of(uow, command.inviter_id)
+        terms = IssueTerms(ttl_hours, inviter, command.message, command.notify_inviter)
         results = [
-            issue_invitation(
-                uow,
-                result,
-                now=now,
-                ttl_hours=ttl_hours,
-                policy=policy,
-                minter=minter,
-                inviter=inviter,
-                message=command.message,
-                roles=roles,
-                notify_inviter=command.notify_inviter,
-            )
+            issue_invitation(uow, result, terms, roles=roles, policy=policy, minter=minter, now=now)
             if result.outcome is InviteOutcome.QUEUED
             else result
             for result in results
@@ -158,7 +144,23 @@ async def invite(
     return results
 
 
-def take_from_quota(quota: DailyQuota, count: int, policy: InvitePolicy, now: datetime) -> None:
+async def triage_within_quota(
+    uow: InvitationsUnitOfWork, addresses: list[ParsedAddress], policy: InvitePolicy, now: datetime
+) -> list[InviteResult]:
+    """Triage the addresses and take every one to invite from the day's quota, or refuse them
+    all (DailyLimitReached). The day is locked first: that serialises concurrent invitations,
+    so limits and duplicate checks hold."""
+    quota = await uow.quotas.lock_day(utc_day(now))
+    results = await triage(uow, addresses, now)
+    _take_from_quota(quota, queued_count(results), policy, now)
+    return results
+
+
+def queued_count(results: list[InviteResult]) -> int:
+    return sum(result.outcome is InviteOutcome.QUEUED for result in results)
+
+
+def _take_from_quota(quota: DailyQuota, count: int, policy: InvitePolicy, now: datetime) -> None:
     """Count ``count`` more invitations against the day, or refuse them all."""
     if not quota.take(count, limit=policy.max_invitations_per_day):
         raise DailyLimitReached(
@@ -176,10 +178,10 @@ async def triage(
     invited = {
         invitation.email_key: invitation for invitation in await uow.invitations.open_for(keys, now)
     }
-    return [triage_one(address, members, invited) for address in addresses]
+    return [_triage_one(address, members, invited) for address in addresses]
 
 
-def triage_one(
+def _triage_one(
     address: ParsedAddress, members: dict[str, Member], invited: dict[str, Invitation]
 ) -> InviteResult:
     if address.problem is AddressProblem.INVALID or address.key is None:
@@ -207,29 +209,36 @@ def triage_one(
     return InviteResult(address.given, InviteOutcome.QUEUED, address.email)
 
 
+@dataclass(frozen=True)
+class IssueTerms:
+    """What every invitation of one request, or of one CSV file, is issued with."""
+
+    ttl_hours: int
+    inviter: Inviter | None
+    message: str | None
+    notify_inviter: bool
+
+
 def issue_invitation(
     uow: InvitationsUnitOfWork,
     result: InviteResult,
+    terms: IssueTerms,
     *,
-    now: datetime,
-    ttl_hours: int,
+    roles: list[Role],
     policy: InvitePolicy,
     minter: TokenMinter,
-    inviter: Inviter | None,
-    message: str | None,
-    roles: list[Role],
-    notify_inviter: bool,
+    now: datetime,
 ) -> InviteResult:
     assert result.email is not None
     invitation = Invitation.issue(
         result.email,
         now=now,
-        ttl_hours=ttl_hours,
+        ttl_hours=terms.ttl_hours,
         minter=minter,
-        inviter=inviter,
-        message=message,
+        inviter=terms.inviter,
+        message=terms.message,
         roles=roles,
-        notify_inviter=notify_inviter,
+        notify_inviter=terms.notify_inviter,
         reminders=policy.reminders,
     )
     uow.invitations.add(invitation)
@@ -374,56 +383,43 @@ async def _existing(uow: InvitationsUnitOfWork, invitation_id: uuid.UUID) -> Inv
     return invitation
 
 
-async def record_email_sent(uow: InvitationsUnitOfWork, event: Envelope[EmailSent]) -> None:
-    data = event.data
-    await _record_email_outcome(
-        uow,
-        event,
-        lambda invitation: invitation.record_sent(at=data.sent_at, attempts=data.attempts),
-    )
-
-
-async def record_email_deferred(uow: InvitationsUnitOfWork, event: Envelope[EmailDeferred]) -> None:
-    """The mailer keeps trying: the invitation shows it is retrying, why, and until when."""
-    data = event.data
-    await _record_email_outcome(
-        uow,
-        event,
-        lambda invitation: invitation.record_deferred(
-            reason=data.reason,
-            attempts=data.attempts,
-            next_attempt_at=data.next_attempt_at,
-            at=data.deferred_at,
-        ),
-    )
-
-
-async def record_email_failed(uow: InvitationsUnitOfWork, event: Envelope[EmailFailed]) -> None:
-    data = event.data
-    await _record_email_outcome(
-        uow,
-        event,
-        lambda invitation: invitation.record_failed(reason=data.reason, attempts=data.attempts),
-    )
-
-
-async def _record_email_outcome(
+async def record_email_outcome(
     uow: InvitationsUnitOfWork,
     event: Envelope[EmailSent] | Envelope[EmailDeferred] | Envelope[EmailFailed],
-    apply: Callable[[Invitation], object],
 ) -> None:
     """Once per event, and only for invitation emails: apply what the mailer reports."""
-    if event.data.kind is not EmailKind.INVITATION:
-        return
-    async with uow:
-        if not await uow.claim(EMAIL_OUTCOMES_CONSUMER, event.event_id):
-            return
-        invitation = await uow.invitations.get(event.data.reference_id)
-        if invitation is not None:
-            apply(invitation)
-        await uow.commit()
+    if event.data.kind is EmailKind.INVITATION:
+        await _record_invitation_email_outcome(uow, event)
 
 
+@once_per_event(INVITATIONS_EMAIL_OUTCOMES)
+async def _record_invitation_email_outcome(
+    uow: InvitationsUnitOfWork,
+    event: Envelope[EmailSent] | Envelope[EmailDeferred] | Envelope[EmailFailed],
+) -> None:
+    invitation = await uow.invitations.get(event.data.reference_id)
+    if invitation is not None:
+        _apply_outcome(invitation, event.data)
+
+
+def _apply_outcome(
+    invitation: Invitation, outcome: EmailSent | EmailDeferred | EmailFailed
+) -> None:
+    if isinstance(outcome, EmailSent):
+        invitation.record_sent(at=outcome.sent_at, attempts=outcome.attempts)
+    elif isinstance(outcome, EmailDeferred):
+        # The mailer keeps trying: the invitation shows it is retrying, why, and until when.
+        invitation.record_deferred(
+            reason=outcome.reason,
+            attempts=outcome.attempts,
+            next_attempt_at=outcome.next_attempt_at,
+            at=outcome.deferred_at,
+        )
+    else:
+        invitation.record_failed(reason=outcome.reason, attempts=outcome.attempts)
+
+
+@once_per_event(INVITATIONS_MEMBERS)
 async def record_member(
     uow: InvitationsUnitOfWork,
     event: Envelope[UserCreated] | Envelope[UserUpdated],
@@ -433,14 +429,10 @@ async def record_member(
     """Keep our copy of the account; a new account accepts its invitation (announced, and
     told to its inviter) and closes the other open invitations to the same address."""
     data = event.data
-    async with uow:
-        if not await uow.claim(MEMBERS_CONSUMER, event.event_id):
-            return
-        await _upsert_member(uow, data, at=event.occurred_at)
-        if isinstance(data, UserCreated):
-            await _close_invitations_of(uow, data, now=event.occurred_at, policy=policy)
-            await _count_link_use(uow, data)
-        await uow.commit()
+    await _upsert_member(uow, data, at=event.occurred_at)
+    if isinstance(data, UserCreated):
+        await _close_invitations_of(uow, data, now=event.occurred_at, policy=policy)
+        await _count_link_use(uow, data)
 
 
 async def _upsert_member(
@@ -449,14 +441,7 @@ async def _upsert_member(
     member = await uow.members.get(data.user_id)
     if member is None:
         uow.members.add(
-            Member(
-                user_id=data.user_id,
-                email_key=email_key(data.email),
-                name=data.name,
-                status=data.status,
-                updated_at=at,
-                email=data.email,
-            )
+            Member.learn(data.user_id, email=data.email, name=data.name, status=data.status, at=at)
         )
     else:
         member.apply(email=data.email, name=data.name, status=data.status, at=at)
@@ -557,7 +542,7 @@ class SmtpReport:
     warning: str | None
 
 
-def smtp_report(mailer: MailerStatusSnapshot) -> SmtpReport:
+def smtp_report(mailer: MailerHeartbeat) -> SmtpReport:
     """What to tell the admin about email delivery, from the mailer's latest heartbeat."""
     kept = "invitations are kept and will be emailed"
     if not mailer.heard or not mailer.reachable:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import Column, Integer, String, Table, Uuid
-from sqlalchemy.orm import registry
 
 from mailer.domain.model import Email, EmailStatus
-from onboarding_shared.db import UtcDateTime, map_once, new_metadata, string_enum
-from onboarding_shared.messaging.inbox import define_inbox_table
-from onboarding_shared.messaging.outbox import define_outbox_table
-from onboarding_shared.unit_of_work import MessagingTables
+from onboarding_shared.db import UtcDateTime, string_enum
+from onboarding_shared.orm import service_tables
 
-metadata = new_metadata()
-mapper_registry = registry(metadata=metadata)
+tables = service_tables()
+metadata, messaging = tables.metadata, tables.messaging
 
 emails = Table(
     "emails",
@@ -22,21 +19,13 @@ emails = Table(
     Column("kind", String(50), nullable=False),
     Column("reference_id", Uuid, nullable=False, index=True),
     Column("recipient", String(320), nullable=False),
-    Column(
-        "status",
-        string_enum(EmailStatus),
-        nullable=False,
-    ),
+    Column("status", string_enum(EmailStatus), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("sent_at", UtcDateTime, nullable=True),
     Column("last_error", String(1000), nullable=True),
 )
 
-messaging = MessagingTables(
-    outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
-)
-
 
 def map_domain() -> None:
-    map_once(mapper_registry, (Email, emails))
+    tables.map((Email, emails))

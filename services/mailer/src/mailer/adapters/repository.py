@@ -5,14 +5,13 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.adapters.locks import KeyedLocks
 from mailer.adapters.orm import emails
 from mailer.domain.model import Email
 from mailer.service_layer.unit_of_work import EmailRepository
+from onboarding_shared.orm import insert_for
 
 
 class SqlAlchemyEmailRepository(EmailRepository):
@@ -22,7 +21,7 @@ class SqlAlchemyEmailRepository(EmailRepository):
         self._held = held  # closed when the unit of work ends
 
     async def add_if_absent(self, email: Email) -> None:
-        insert: Any = postgresql_insert if self._dialect == "postgresql" else sqlite_insert
+        insert = insert_for(self._session)
         values = {column.name: getattr(email, column.name) for column in emails.columns}
         await self._session.execute(
             insert(emails).values(values).on_conflict_do_nothing(index_elements=["source_event_id"])

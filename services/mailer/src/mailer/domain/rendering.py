@@ -4,6 +4,7 @@ add a header (the standard library refuses line breaks in header values)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -24,7 +25,6 @@ _templates = Environment(
 
 @dataclass(frozen=True)
 class InvitationEmail:
-    recipient: str
     workspace_name: str
     join_url: str
     expires_at: datetime
@@ -46,7 +46,7 @@ def one_line(value: str) -> str:
 
 def render_invitation(email: InvitationEmail) -> RenderedEmail:
     """Raise ValueError for a link that is not a web link (it would become a button)."""
-    if not email.join_url.startswith(("https://", "http://")):
+    if not _is_web_link(email.join_url):
         raise ValueError("join_url must be an http(s) URL")
     values = {
         "workspace_name": one_line(email.workspace_name),
@@ -57,16 +57,11 @@ def render_invitation(email: InvitationEmail) -> RenderedEmail:
         "reminder": email.reminder,
     }
     welcome = f"Welcome to {values['workspace_name']}"
-    return RenderedEmail(
-        subject=f"Reminder: {welcome}" if email.reminder else welcome,
-        text=_templates.get_template("invitation.txt").render(values),
-        html=_templates.get_template("invitation.html").render(values),
-    )
+    return _rendered("invitation", f"Reminder: {welcome}" if email.reminder else welcome, values)
 
 
 @dataclass(frozen=True)
 class WelcomeEmail:
-    recipient: str
     name: str
     username: str
     workspace_name: str
@@ -78,7 +73,7 @@ class WelcomeEmail:
 def render_welcome(email: WelcomeEmail) -> RenderedEmail:
     """Raise ValueError for a link that is not a web link (it would become a button)."""
     links = [email.login_url, *([email.set_password_url] if email.set_password_url else [])]
-    if not all(link.startswith(("https://", "http://")) for link in links):
+    if not all(_is_web_link(link) for link in links):
         raise ValueError("login_url and set_password_url must be http(s) URLs")
     expires = email.set_password_expires_at
     values = {
@@ -89,18 +84,13 @@ def render_welcome(email: WelcomeEmail) -> RenderedEmail:
         "set_password_url": email.set_password_url,
         "set_password_expires_at": expires.strftime("%B %d, %Y at %H:%M UTC") if expires else None,
     }
-    return RenderedEmail(
-        subject=f"Welcome to {values['workspace_name']}",
-        text=_templates.get_template("welcome.txt").render(values),
-        html=_templates.get_template("welcome.html").render(values),
-    )
+    return _rendered("welcome", f"Welcome to {values['workspace_name']}", values)
 
 
 @dataclass(frozen=True)
 class AcceptanceEmail:
     """To an inviter: someone joined through their invitation."""
 
-    recipient: str
     member_name: str
     member_email: str
     workspace_name: str
@@ -111,7 +101,7 @@ class AcceptanceEmail:
 
 def render_acceptance(email: AcceptanceEmail) -> RenderedEmail:
     """Raise ValueError for a link that is not a web link (it would become a button)."""
-    if not email.console_url.startswith(("https://", "http://")):
+    if not _is_web_link(email.console_url):
         raise ValueError("console_url must be an http(s) URL")
     values = {
         "member_name": one_line(email.member_name),
@@ -121,10 +111,21 @@ def render_acceptance(email: AcceptanceEmail) -> RenderedEmail:
         "console_url": email.console_url,
         "accepted_at": email.accepted_at.astimezone(UTC).strftime("%B %d, %Y at %H:%M UTC"),
     }
+    subject = f"{values['member_name']} accepted your invitation to {values['workspace_name']}"
+    return _rendered("acceptance", subject, values)
+
+
+def _is_web_link(url: str) -> bool:
+    """Links become buttons: anything but http(s) (javascript:, data:) could run or mislead."""
+    return url.startswith(("https://", "http://"))
+
+
+def _rendered(template: str, subject: str, values: Mapping[str, object]) -> RenderedEmail:
+    """Both parts from the same values: ``template``.txt and ``template``.html."""
     return RenderedEmail(
-        subject=f"{values['member_name']} accepted your invitation to {values['workspace_name']}",
-        text=_templates.get_template("acceptance.txt").render(values),
-        html=_templates.get_template("acceptance.html").render(values),
+        subject=subject,
+        text=_templates.get_template(f"{template}.txt").render(values),
+        html=_templates.get_template(f"{template}.html").render(values),
     )
 
 

@@ -10,10 +10,9 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from mailer.wiring import MailerContext
+from mailer.context import MailerContext
 from onboarding_shared.contract import MailerStatus, new_event
 from onboarding_shared.messaging.publisher import OutgoingMessage, Publisher
-from onboarding_shared.messaging.status import STALE_AFTER_INTERVALS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def heartbeat(
     async def beat_forever() -> None:
         while True:
             try:
-                await publisher.publish(_message(current_status(context), interval))
+                await publisher.publish(_message(current_status(context)))
             except Exception as error:  # the broker may be away; the next beat will tell
                 log.warning("mailer heartbeat not published", extra={"error": repr(error)})
             await _next_beat(changed, interval)
@@ -60,7 +59,7 @@ async def _next_beat(changed: asyncio.Event | None, interval: float) -> None:
     changed.clear()
 
 
-def _message(status: MailerStatus, interval: float) -> OutgoingMessage:
+def _message(status: MailerStatus) -> OutgoingMessage:
     envelope = new_event(status, producer="mailer", correlation_id=str(uuid.uuid4()))
     return OutgoingMessage(
         body=envelope.to_json(),
@@ -69,6 +68,6 @@ def _message(status: MailerStatus, interval: float) -> OutgoingMessage:
         correlation_id=envelope.correlation_id,
         message_type=envelope.event_type,
         headers={},
-        expiration_seconds=interval * STALE_AFTER_INTERVALS,
+        expiration_seconds=status.lifetime_seconds,
         mandatory=False,
     )

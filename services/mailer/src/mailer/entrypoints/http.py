@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from mailer.wiring import MailerContext
+from mailer.context import MailerContext
 from onboarding_shared.auth import require_admin
+from onboarding_shared.runtime import service_context
 
 # Every route here is for admins: 401 without a valid token, 403 without the admin role.
 router = APIRouter(prefix="/api/v1/mailer", tags=["mailer"], dependencies=[Depends(require_admin)])
 
 
-def _context(request: Request) -> MailerContext:
-    context: MailerContext = request.app.state.context
-    return context
-
-
-Context = Annotated[MailerContext, Depends(_context)]
+Context = Annotated[MailerContext, Depends(service_context)]
 
 
 class SmtpStatus(BaseModel):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from mailer.context import MailerContext
 from mailer.entrypoints.metrics import count_deferral, count_email
 from mailer.service_layer import services
 from mailer.service_layer.ports import MailSender
 from mailer.settings import MailerSettings
-from mailer.wiring import MailerContext
 from onboarding_shared.contract import (
     AcceptanceEmailRequested,
     Envelope,

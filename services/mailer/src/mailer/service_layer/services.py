@@ -69,7 +69,6 @@ def invitation_email(event: Envelope[InvitationRequested], *, sender: str) -> Ou
     data = event.data
     rendered = render_invitation(
         InvitationEmail(
-            recipient=data.email,
             workspace_name=data.workspace_name,
             join_url=data.join_url,
             expires_at=data.expires_at,
@@ -87,7 +86,6 @@ def welcome_email(event: Envelope[WelcomeEmailRequested], *, sender: str) -> Out
     data = event.data
     rendered = render_welcome(
         WelcomeEmail(
-            recipient=data.email,
             name=data.name,
             username=data.username,
             workspace_name=data.workspace_name,
@@ -104,7 +102,6 @@ def acceptance_email(event: Envelope[AcceptanceEmailRequested], *, sender: str) 
     data = event.data
     rendered = render_acceptance(
         AcceptanceEmail(
-            recipient=data.recipient,
             member_name=data.member_name,
             member_email=data.member_email,
             workspace_name=data.workspace_name,
@@ -156,18 +153,12 @@ async def deliver(
     sending (``lock_for_event``: its row on PostgreSQL, inside a transaction, so that a
     transaction-mode PgBouncer keeps it; a lock in the process on SQLite, whose one write lock
     is then not held across SMTP), so a duplicate of the same event waits and then finds it
-    settled. A
-    transient failure defers the email (EmailDeferred) and raises, for the consumer to try
-    again without spending the message's attempts, until ``retry_for`` or its link's expiry
-    has passed; then it fails.
+    settled. A transient failure defers the email (EmailDeferred) and raises, for the consumer
+    to try again without spending the message's attempts, until ``retry_for`` or its link's
+    expiry has passed; then it fails.
     """
-    async with uow:
-        await uow.emails.add_if_absent(_record_of(outgoing))
-        email = await uow.emails.lock_for_event(outgoing.source_event_id)
-        if email is None or email.settled:
-            return None
-        email.begin_attempt()
-        await uow.commit()
+    if not await _count_attempt(uow, outgoing):
+        return None
     async with uow:
         email = await uow.emails.lock_for_event(outgoing.source_event_id)
         if email is None or email.settled:
@@ -175,15 +166,40 @@ async def deliver(
         try:
             await sender.send(outgoing.message)
         except SendError as error:
-            deliver_by = email.deliver_by(retry_for, outgoing.link_expires_at)
-            if isinstance(error, TransientSendError) and datetime.now(UTC) < deliver_by:
-                await _defer(uow, email, error, deliver_by, delivery)
-            await _fail(uow, email, error, _failure_reason(error, deliver_by, outgoing))
-            return Settled(kind=email.kind, sent=False, permanent=error.permanent)
+            return await _not_taken(uow, email, error, outgoing, delivery, retry_for=retry_for)
         email.mark_sent(datetime.now(UTC))
         _announce(uow, email, EmailSent, sent_at=email.sent_at or datetime.now(UTC))
         await uow.commit()
         return Settled(kind=email.kind, sent=True)
+
+
+async def _count_attempt(uow: MailerUnitOfWork, outgoing: OutgoingEmail) -> bool:
+    """Record the email if new and count one more attempt; False when it is settled already."""
+    async with uow:
+        await uow.emails.add_if_absent(_record_of(outgoing))
+        email = await uow.emails.lock_for_event(outgoing.source_event_id)
+        if email is None or email.settled:
+            return False
+        email.begin_attempt()
+        await uow.commit()
+    return True
+
+
+async def _not_taken(
+    uow: MailerUnitOfWork,
+    email: Email,
+    error: SendError,
+    outgoing: OutgoingEmail,
+    delivery: Delivery,
+    *,
+    retry_for: timedelta,
+) -> Settled:
+    """Defer it (which raises) while a transient failure leaves time to retry; else fail it."""
+    deliver_by = email.deliver_by(retry_for, outgoing.link_expires_at)
+    if isinstance(error, TransientSendError) and datetime.now(UTC) < deliver_by:
+        await _defer(uow, email, error, deliver_by, delivery)
+    await _fail(uow, email, error, _failure_reason(error, deliver_by, outgoing))
+    return Settled(kind=email.kind, sent=False, permanent=error.permanent)
 
 
 async def _defer(

@@ -27,7 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image, ImageFile
 
-from users.domain.avatars import ACCEPTED_NAMES, AvatarRejected, AvatarTooLarge, sniff_format
+from users.domain.avatars import (
+    ACCEPTED_NAMES,
+    AvatarRejected,
+    AvatarTooLarge,
+    AvatarTypeUnsupported,
+    sniff_format,
+)
 from users.service_layer.ports import ProcessedImage
 
 OUTPUT_MEDIA_TYPE = "image/png"
@@ -74,7 +80,7 @@ class PillowAvatarProcessor:
             raise AvatarTooLarge(f"larger than {self._max_bytes} bytes")
         image_format = sniff_format(data)
         if image_format is None:
-            raise AvatarRejected(f"not a {ACCEPTED_NAMES} image", unsupported_type=True)
+            raise AvatarTypeUnsupported(f"not a {ACCEPTED_NAMES} image")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -18,12 +18,9 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
-from sqlalchemy.orm import registry
 
-from onboarding_shared.db import UtcDateTime, map_once, new_metadata, string_enum
-from onboarding_shared.messaging.inbox import define_inbox_table
-from onboarding_shared.messaging.outbox import define_outbox_table
-from onboarding_shared.unit_of_work import MessagingTables
+from onboarding_shared.db import UtcDateTime, string_enum
+from onboarding_shared.orm import service_tables
 from users.domain.audit import AuditAction, AuditEntry, TargetKind
 from users.domain.invitations import GrantState, InvitationGrant
 from users.domain.invite_links import InviteLinkGrant, LinkGrantState
@@ -45,8 +42,8 @@ class JsonTuple(TypeDecorator[tuple[Any, ...]]):
         return None if value is None else tuple(value)
 
 
-metadata = new_metadata()
-mapper_registry = registry(metadata=metadata)
+tables = service_tables()
+metadata, messaging = tables.metadata, tables.messaging
 
 users = Table(
     "users",
@@ -60,11 +57,7 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("roles", JSON, nullable=False),
     Column("is_admin", Boolean, nullable=False),
-    Column(
-        "status",
-        string_enum(UserStatus),
-        nullable=False,
-    ),
+    Column("status", string_enum(UserStatus), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("verified", Boolean, nullable=False),
@@ -107,11 +100,7 @@ invitation_grants = Table(
     metadata,
     Column("invitation_id", Uuid, primary_key=True),
     Column("token_hash", String(128), nullable=False, unique=True),
-    Column(
-        "state",
-        string_enum(GrantState),
-        nullable=False,
-    ),
+    Column("state", string_enum(GrantState), nullable=False),
     Column("email", String(320), nullable=True),
     Column("expires_at", UtcDateTime, nullable=True),
     Column("roles", JsonTuple, nullable=False),
@@ -122,11 +111,7 @@ invite_link_grants = Table(
     "invite_link_grants",
     metadata,
     Column("link_id", Uuid, primary_key=True),
-    Column(
-        "state",
-        string_enum(LinkGrantState),
-        nullable=False,
-    ),
+    Column("state", string_enum(LinkGrantState), nullable=False),
     # Unknown (NULL) while only a revocation has arrived.
     Column("token_hash", String(128), nullable=True, unique=True),
     Column("issued_at", UtcDateTime, nullable=True),
@@ -143,16 +128,8 @@ audit_entries = Table(
     metadata,
     Column("event_id", Uuid, primary_key=True),
     Column("occurred_at", UtcDateTime, nullable=False),
-    Column(
-        "action",
-        string_enum(AuditAction, length=40),
-        nullable=False,
-    ),
-    Column(
-        "target_kind",
-        string_enum(TargetKind),
-        nullable=False,
-    ),
+    Column("action", string_enum(AuditAction, length=40), nullable=False),
+    Column("target_kind", string_enum(TargetKind), nullable=False),
     Column("target_id", Uuid, nullable=False),
     Column("target_label", String(320), nullable=True),
     Column("actor_id", Uuid, nullable=True),
@@ -163,14 +140,9 @@ audit_entries = Table(
     Index("ix_audit_entries_actor", "actor_id"),
 )
 
-messaging = MessagingTables(
-    outbox=define_outbox_table(metadata), inbox=define_inbox_table(metadata)
-)
-
 
 def map_domain() -> None:
-    map_once(
-        mapper_registry,
+    tables.map(
         (User, users),
         (LoginThrottle, login_throttles),
         (InvitationGrant, invitation_grants),

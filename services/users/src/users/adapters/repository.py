@@ -4,10 +4,8 @@ import uuid
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from onboarding_shared.orm import AddingRepository, SessionRepository, insert_for, locked
 from users.adapters.orm import (
     audit_entries,
     avatars,
@@ -36,23 +34,10 @@ from users.service_layer.unit_of_work import (
 )
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql_insert if dialect == "postgresql" else sqlite_insert
-
-
-class SqlAlchemyUserRepository(UserRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, user: User) -> None:
-        self._session.add(user)
-
+class SqlAlchemyUserRepository(AddingRepository[User], UserRepository):
     async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
         query = select(User).where(users.c.id == user_id)
-        if for_update:
-            query = query.with_for_update().execution_options(populate_existing=True)
-        return (await self._session.scalars(query)).first()
+        return (await self._session.scalars(locked(query) if for_update else query)).first()
 
     async def find_by_login(self, login_key: str) -> User | None:
         query = select(User).where(
@@ -72,12 +57,7 @@ class SqlAlchemyUserRepository(UserRepository):
         return bool(await self._session.scalar(select(exists().where(*where))))
 
     async def find_by_password_link(self, link_hash: str) -> User | None:
-        query = (
-            select(User)
-            .where(users.c.password_link_hash == link_hash)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        query = locked(select(User).where(users.c.password_link_hash == link_hash))
         return (await self._session.scalars(query)).first()
 
     async def any_admin(self) -> bool:
@@ -125,15 +105,12 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class SqlAlchemyThrottleRepository(ThrottleRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class SqlAlchemyThrottleRepository(SessionRepository, ThrottleRepository):
     async def get(self, key: str) -> LoginThrottle | None:
         return await self._session.get(LoginThrottle, key)
 
     async def lock_or_create(self, throttle: LoginThrottle) -> LoginThrottle:
-        insert = _insert_for(self._session)
+        insert = insert_for(self._session)
         await self._session.execute(
             insert(login_throttles)
             .values(
@@ -144,19 +121,11 @@ class SqlAlchemyThrottleRepository(ThrottleRepository):
             )
             .on_conflict_do_nothing(index_elements=["key"])
         )
-        query = (
-            select(LoginThrottle)
-            .where(login_throttles.c.key == throttle.key)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        query = locked(select(LoginThrottle).where(login_throttles.c.key == throttle.key))
         return (await self._session.scalars(query)).one()
 
 
-class SqlAlchemyAvatarRepository(AvatarRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class SqlAlchemyAvatarRepository(SessionRepository, AvatarRepository):
     async def get(self, user_id: uuid.UUID) -> Avatar | None:
         row = (
             await self._session.execute(select(avatars).where(avatars.c.user_id == user_id))
@@ -166,7 +135,7 @@ class SqlAlchemyAvatarRepository(AvatarRepository):
         return Avatar(row.user_id, row.content, row.media_type, row.etag, row.updated_at)
 
     async def put(self, avatar: Avatar) -> None:
-        insert = _insert_for(self._session)
+        insert = insert_for(self._session)
         values = {
             "user_id": avatar.user_id,
             "content": avatar.content,
@@ -186,64 +155,36 @@ class SqlAlchemyAvatarRepository(AvatarRepository):
         await self._session.execute(delete(avatars).where(avatars.c.user_id == user_id))
 
 
-class SqlAlchemyInvitationGrantRepository(InvitationGrantRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, grant: InvitationGrant) -> None:
-        self._session.add(grant)
-
+class SqlAlchemyInvitationGrantRepository(
+    AddingRepository[InvitationGrant], InvitationGrantRepository
+):
     async def get(self, invitation_id: uuid.UUID) -> InvitationGrant | None:
-        query = (
-            select(InvitationGrant)
-            .where(invitation_grants.c.invitation_id == invitation_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return (await self._session.scalars(query)).first()
+        query = select(InvitationGrant).where(invitation_grants.c.invitation_id == invitation_id)
+        return (await self._session.scalars(locked(query))).first()
 
     async def find_by_token_hash(
         self, token_hash: str, *, for_update: bool = False
     ) -> InvitationGrant | None:
         query = select(InvitationGrant).where(invitation_grants.c.token_hash == token_hash)
-        if for_update:
-            query = query.with_for_update().execution_options(populate_existing=True)
-        return (await self._session.scalars(query)).first()
+        return (await self._session.scalars(locked(query) if for_update else query)).first()
 
 
-class SqlAlchemyInviteLinkGrantRepository(InviteLinkGrantRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, grant: InviteLinkGrant) -> None:
-        self._session.add(grant)
-
+class SqlAlchemyInviteLinkGrantRepository(
+    AddingRepository[InviteLinkGrant], InviteLinkGrantRepository
+):
     async def get(self, link_id: uuid.UUID) -> InviteLinkGrant | None:
-        query = (
-            select(InviteLinkGrant)
-            .where(invite_link_grants.c.link_id == link_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return (await self._session.scalars(query)).first()
+        query = select(InviteLinkGrant).where(invite_link_grants.c.link_id == link_id)
+        return (await self._session.scalars(locked(query))).first()
 
     async def find_by_token_hash(
         self, token_hash: str, *, for_update: bool = False
     ) -> InviteLinkGrant | None:
         query = select(InviteLinkGrant).where(invite_link_grants.c.token_hash == token_hash)
-        if for_update:
-            # populate_existing: the uses counted by whoever held the lock before us.
-            query = query.with_for_update().execution_options(populate_existing=True)
-        return (await self._session.scalars(query)).first()
+        # Locked, the uses read are those counted by whoever held the lock before us.
+        return (await self._session.scalars(locked(query) if for_update else query)).first()
 
 
-class SqlAlchemyAuditRepository(AuditRepository):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    def add(self, entry: AuditEntry) -> None:
-        self._session.add(entry)
-
+class SqlAlchemyAuditRepository(AddingRepository[AuditEntry], AuditRepository):
     async def has_entries(self, kind: TargetKind, target_id: uuid.UUID) -> bool:
         entries = audit_entries.c
         query = select(

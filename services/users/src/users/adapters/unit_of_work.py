@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from typing import Self
-
 from sqlalchemy.exc import IntegrityError
 
-from onboarding_shared.unit_of_work import SqlAlchemyUnitOfWork
+from onboarding_shared.orm import RepositoriesUnitOfWork, SessionBound
 from users.adapters.repository import (
     SqlAlchemyAuditRepository,
     SqlAlchemyAvatarRepository,
@@ -19,16 +17,13 @@ from users.service_layer.unit_of_work import DuplicateField, UsersUnitOfWork
 _FIELD_OF_CONSTRAINT = {"uq_users_email_key": "email", "uq_users_username_key": "username"}
 
 
-class SqlAlchemyUsersUnitOfWork(SqlAlchemyUnitOfWork, UsersUnitOfWork):
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
-        self.users = SqlAlchemyUserRepository(self.session)
-        self.throttles = SqlAlchemyThrottleRepository(self.session)
-        self.avatars = SqlAlchemyAvatarRepository(self.session)
-        self.grants = SqlAlchemyInvitationGrantRepository(self.session)
-        self.links = SqlAlchemyInviteLinkGrantRepository(self.session)
-        self.audit = SqlAlchemyAuditRepository(self.session)
-        return self
+class SqlAlchemyUsersUnitOfWork(RepositoriesUnitOfWork, UsersUnitOfWork):
+    users = SessionBound(SqlAlchemyUserRepository)
+    throttles = SessionBound(SqlAlchemyThrottleRepository)
+    avatars = SessionBound(SqlAlchemyAvatarRepository)
+    grants = SessionBound(SqlAlchemyInvitationGrantRepository)
+    links = SessionBound(SqlAlchemyInviteLinkGrantRepository)
+    audit = SessionBound(SqlAlchemyAuditRepository)
 
     async def commit(self) -> None:
         """A concurrent request may take the same email or username between our check and our

@@ -22,11 +22,19 @@ _PALETTE = ("#1d74f5", "#2de0a5", "#f5455c", "#ffd21f", "#9c27b0", "#f38c39", "#
 
 
 class AvatarRejected(Exception):
-    """The upload is not an acceptable image; ``unsupported_type`` tells 415 from 422."""
+    """The upload is not an acceptable image: a PNG, JPEG, GIF or WebP in name only, or too
+    many pixels."""
 
-    def __init__(self, reason: str, *, unsupported_type: bool = False) -> None:
-        super().__init__(reason)
-        self.unsupported_type = unsupported_type
+    unsupported_type = False
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"image refused: {reason}")
+
+
+class AvatarTypeUnsupported(AvatarRejected):
+    """Not one of the accepted formats at all (by its first bytes)."""
+
+    unsupported_type = True
 
 
 class AvatarTooLarge(AvatarRejected):

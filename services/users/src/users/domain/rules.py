@@ -67,7 +67,7 @@ def _nfkc(value: str) -> str:
 
 
 def email_address(value: str) -> str:
-    """The address normalised (NFKC, domain lower-cased); compare with :func:`email_key`."""
+    """The address as kept and shown (NFKC, domain lower-cased); compare with :func:`email_key`."""
     value = _nfkc(value).strip()
     if len(value) > MAX_EMAIL_LENGTH:
         raise FieldProblem(f"must be at most {MAX_EMAIL_LENGTH} characters")
@@ -79,9 +79,17 @@ def email_address(value: str) -> str:
         raise FieldProblem(f"not a valid email address: {error}") from None
 
 
-def email_key(email: str) -> str:
-    """Emails are unique compared case-insensitively, after NFKC normalisation."""
-    return _nfkc(email).strip().lower()
+def comparison_key(value: str) -> str:
+    """How addresses, usernames and logins are compared, here and only here: NFKC, trimmed,
+    lower-cased. Unique case-insensitively, so `Ada` and `ada` cannot both exist."""
+    return _nfkc(value).strip().lower()
+
+
+# A login (a username or an email) finds its account because all of these are the same key.
+email_key = comparison_key
+username_key = comparison_key
+login_key = comparison_key
+search_key = comparison_key  # a search term, compared with the keys (and lower-cased names)
 
 
 def username(value: str) -> str:
@@ -95,22 +103,6 @@ def username(value: str) -> str:
     if not _USERNAME.match(value):
         raise FieldProblem("may contain only letters, digits, dot, dash and underscore")
     return value
-
-
-def username_key(value: str) -> str:
-    """Usernames are unique compared case-insensitively (so `Ada` and `ada` cannot both exist),
-    after NFKC normalisation."""
-    return _nfkc(value).strip().lower()
-
-
-def login_key(value: str) -> str:
-    """What a login (a username or an email) is looked up by: compared as both keys are."""
-    return _nfkc(value).strip().lower()
-
-
-def search_key(value: str) -> str:
-    """A search term, compared with the keys (and lower-cased names)."""
-    return _nfkc(value).strip().lower()
 
 
 def display_name(value: str) -> str:

@@ -9,10 +9,11 @@ ada's by seeing it locked too: an unknown address is answered the same way."""
 from __future__ import annotations
 
 import math
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from users.domain import rules
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class ThrottlePolicy:
 
 def account_key(identifier: str) -> str:
     """Failures with one login as typed (a username or an email, known or not)."""
-    return f"account:{unicodedata.normalize('NFKC', identifier).strip().lower()}"
+    return f"account:{rules.login_key(identifier)}"
 
 
 def user_key(user_id: uuid.UUID) -> str:

@@ -11,8 +11,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from onboarding_shared.auth import require_admin
 from onboarding_shared.list_queries import Limit, Offset, Search
-from users.domain.audit import AuditAction, AuditEntry, TargetKind
-from users.entrypoints.http import Context
+from users.domain.audit import AuditAction, TargetKind
+from users.entrypoints.http import FROM_ATTRIBUTES, Context, Page
 from users.service_layer import audit
 from users.service_layer.unit_of_work import AuditQuery
 
@@ -20,7 +20,9 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"], dependencies=[Depends
 
 
 class AuditEntryOut(BaseModel):
-    id: uuid.UUID = Field(description="The event's id.")
+    model_config = FROM_ATTRIBUTES
+
+    id: uuid.UUID = Field(validation_alias="event_id", description="The event's id.")
     occurred_at: datetime
     action: AuditAction
     target_kind: TargetKind
@@ -30,26 +32,9 @@ class AuditEntryOut(BaseModel):
     actor_name: str | None = Field(description="Their name when they did it.")
     details: dict[str, Any] = Field(description="Plain facts; never a link, token or password.")
 
-    @classmethod
-    def of(cls, entry: AuditEntry) -> AuditEntryOut:
-        return cls(
-            id=entry.event_id,
-            occurred_at=entry.occurred_at,
-            action=entry.action,
-            target_kind=entry.target_kind,
-            target_id=entry.target_id,
-            target_label=entry.target_label,
-            actor_id=entry.actor_id,
-            actor_name=entry.actor_name,
-            details=entry.details,
-        )
 
-
-class AuditList(BaseModel):
-    items: list[AuditEntryOut]
-    total: int
-    limit: int
-    offset: int
+class AuditList(Page[AuditEntryOut]):
+    pass
 
 
 @router.get("")
@@ -77,9 +62,4 @@ async def audit_trail(
         offset=offset,
     )
     page = await audit.trail(context.uow(), query)
-    return AuditList(
-        items=[AuditEntryOut.of(entry) for entry in page.items],
-        total=page.total,
-        limit=limit,
-        offset=offset,
-    )
+    return AuditList(items=page.items, total=page.total, limit=limit, offset=offset)

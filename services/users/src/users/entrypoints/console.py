@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
@@ -23,36 +23,33 @@ from onboarding_shared.auth import (
     TokenVerifier,
     csrf_matches,
 )
+from users.context import UsersContext
 from users.domain.model import User
-from users.entrypoints.http import LOGIN_ATTEMPTS, MAX_SECRET, MAX_TEXT, Context, avatar_url
+from users.entrypoints.http import (
+    LOGIN_ATTEMPTS,
+    LOGIN_OUTCOMES,
+    MAX_SECRET,
+    MAX_TEXT,
+    Context,
+    avatar_url,
+    refused,
+    status_of,
+)
 from users.entrypoints.templating import render
 from users.service_layer import sessions
-from users.service_layer.services import (
-    AccountDeactivated,
-    LoginAttempt,
-    LoginRefused,
-    LoginThrottled,
-)
+from users.service_layer.errors import AccountDeactivated, LoginRefused, LoginThrottled
+from users.service_layer.login import LoginAttempt
 from users.service_layer.sessions import SessionEnded, SignedIn
-from users.wiring import UsersContext
 
 router = APIRouter(include_in_schema=False)
 session_router = APIRouter(prefix="/api/v1/auth", tags=["authentication"])
 
-# Why a sign-in was refused: the metric's outcome, the status and what the person reads. Wrong
-# login and wrong password read the same.
-_REFUSALS: dict[type[Exception], tuple[str, int, str]] = {
-    LoginThrottled: (
-        "throttled",
-        status.HTTP_429_TOO_MANY_REQUESTS,
-        "Too many failed attempts. Try again in {seconds} seconds.",
-    ),
-    LoginRefused: ("refused", status.HTTP_401_UNAUTHORIZED, "Wrong username, email or password."),
-    AccountDeactivated: (
-        "deactivated",
-        status.HTTP_403_FORBIDDEN,
-        "This account is deactivated. Ask an admin if you need it again.",
-    ),
+# What a person reads when a sign-in is refused (the status is the API's). Wrong login and wrong
+# password read the same.
+_REFUSALS: dict[type[Exception], str] = {
+    LoginThrottled: "Too many failed attempts. Try again in {seconds} seconds.",
+    LoginRefused: "Wrong username, email or password.",
+    AccountDeactivated: "This account is deactivated. Ask an admin if you need it again.",
 }
 _NOTICES = {
     "ended": "Your session has ended. Sign in again.",
@@ -121,12 +118,14 @@ async def sign_in(
             sessions=context.settings.sessions,
             now=datetime.now(UTC),
         )
-    except (LoginThrottled, LoginRefused, AccountDeactivated) as refused:
-        outcome, code, message = _REFUSALS[type(refused)]
-        LOGIN_ATTEMPTS.labels(outcome=outcome).inc()
-        if isinstance(refused, LoginThrottled):
-            message = message.format(seconds=refused.retry_after)
-        return _sign_in_page(request, context, login=login[:320], error=message, code=code)
+    except (LoginThrottled, LoginRefused, AccountDeactivated) as error:
+        LOGIN_ATTEMPTS.labels(outcome=LOGIN_OUTCOMES[type(error)]).inc()
+        message = _REFUSALS[type(error)]
+        if isinstance(error, LoginThrottled):
+            message = message.format(seconds=error.retry_after)
+        return _sign_in_page(
+            request, context, login=login[:320], error=message, code=status_of(error)
+        )
     LOGIN_ATTEMPTS.labels(outcome="logged_in").inc()
     response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
     _remember_session(response, context, signed_in)
@@ -171,14 +170,10 @@ async def renew_session(
             sessions=context.settings.sessions,
             now=datetime.now(UTC),
         )
-    except SessionEnded:
+    except SessionEnded as ended:
         forget = Response()
         _forget_session(forget, context)
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "the session has ended",
-            headers={"Set-Cookie": forget.headers["set-cookie"]},
-        ) from None
+        raise refused(ended, headers={"Set-Cookie": forget.headers["set-cookie"]}) from None
     _remember_session(response, context, renewed)
     return SessionOut(expires_in=renewed.token.expires_in)
 
@@ -261,5 +256,5 @@ def _page(
     **values: Any,
 ) -> HTMLResponse:
     if user is not None:
-        values.update(user=user, avatar_url=avatar_url(user))
+        values.update(user=user, avatar_url=avatar_url(user.id, user.avatar_etag))
     return render(request, template, context.settings.workspace_name, code, **values)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import (
     APIRouter,
@@ -18,28 +19,39 @@ from fastapi import (
     UploadFile,
     status,
 )
-from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from onboarding_shared.auth import AdminPrincipal, CurrentPrincipal
 from onboarding_shared.body_limit import body_limit
 from onboarding_shared.list_queries import DeprecatedSearch, Limit, Offset, Search, search_term
-from users.domain.avatars import AvatarRejected, AvatarTooLarge, content_etag, initials_svg
+from onboarding_shared.runtime import service_context
+from users.context import UsersContext
+from users.domain.avatars import (
+    AvatarRejected,
+    AvatarTooLarge,
+    AvatarTypeUnsupported,
+    content_etag,
+    initials_svg,
+)
+from users.domain.invitations import LinkProblem
 from users.domain.model import LastAdmin, NewUser, NotAllowed, User, UserStatus
 from users.domain.rules import InvalidFields
-from users.service_layer import services
-from users.service_layer.services import (
+from users.service_layer import accounts, avatars, login
+from users.service_layer.accounts import WelcomeEmailStatus
+from users.service_layer.errors import (
     AccountDeactivated,
     InvalidLink,
-    LoginAttempt,
+    JoinRefused,
+    JoinThrottled,
+    LinkJoinsThrottled,
     LoginRefused,
     LoginThrottled,
     NotFound,
-    WelcomeEmailStatus,
 )
+from users.service_layer.login import LoginAttempt
+from users.service_layer.sessions import SessionEnded
 from users.service_layer.unit_of_work import DuplicateField
-from users.wiring import UsersContext
 
 LOGIN_ATTEMPTS = Counter(
     "onboarding_login_attempts_total",
@@ -60,19 +72,34 @@ auth_router = APIRouter(prefix="/api/v1/auth", tags=["authentication"])
 users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
-def _context(request: Request) -> UsersContext:
-    context: UsersContext = request.app.state.context
-    return context
-
-
-Context = Annotated[UsersContext, Depends(_context)]
+Context = Annotated[UsersContext, Depends(service_context)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Answers are validated from the domain's objects (`Model.model_validate(obj)`): each field
+# from the attribute of its name, unless its `validation_alias` says otherwise. The names they
+# are answered with are always the fields' own.
+FROM_ATTRIBUTES = ConfigDict(from_attributes=True)
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a list, and where it stands in the whole. The items may be given as the
+    domain's objects: a FROM_ATTRIBUTES item model validates them."""
+
+    items: list[ItemT]
+    total: int
+    limit: int
+    offset: int
+
+
 class UserOut(BaseModel):
+    model_config = FROM_ATTRIBUTES
+
     id: uuid.UUID
     name: str
     username: str
@@ -88,34 +115,23 @@ class UserOut(BaseModel):
     updated_at: datetime
     first_login_at: datetime | None
     deactivated_at: datetime | None
-    avatar_url: str
+    avatar_url: str = Field(validation_alias="avatar_etag")
+
+    @field_validator("avatar_url", mode="before")
+    @classmethod
+    def _avatar_url(cls, etag: str | None, info: ValidationInfo) -> str:
+        return avatar_url(info.data["id"], etag)  # id, the first field, is validated already
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            name=user.name,
-            username=user.username,
-            email=user.email,
-            status=user.status,
-            roles=list(user.roles),
-            verified=user.verified,
-            require_password_change=user.require_password_change,
-            nickname=user.nickname,
-            bio=user.bio,
-            status_text=user.status_text,
-            created_at=user.created_at,
-            updated_at=user.updated_at,
-            first_login_at=user.first_login_at,
-            deactivated_at=user.deactivated_at,
-            avatar_url=avatar_url(user),
-        )
+        """The same as `model_validate(user)` (the pages' name for it)."""
+        return cls.model_validate(user)
 
 
-def avatar_url(user: User) -> str:
+def avatar_url(user_id: uuid.UUID, etag: str | None) -> str:
     # The version changes with the picture, so caches may keep each version long.
-    version = f"?v={user.avatar_etag[:12]}" if user.avatar_etag else ""
-    return f"/api/v1/users/{user.id}/avatar{version}"
+    version = f"?v={etag[:12]}" if etag else ""
+    return f"/api/v1/users/{user_id}/avatar{version}"
 
 
 # Authentication
@@ -141,7 +157,7 @@ async def log_in(body: LoginRequest, request: Request, context: Context) -> Logi
     """An access token for the other endpoints (send it as `Authorization: Bearer ...`)."""
     attempt = LoginAttempt(body.login, body.password, request.client.host if request.client else "")
     try:
-        logged_in = await services.log_in(
+        logged_in = await login.log_in(
             context.uow(),
             attempt,
             hasher=context.hasher,
@@ -149,24 +165,14 @@ async def log_in(body: LoginRequest, request: Request, context: Context) -> Logi
             throttling=context.settings.throttling,
             now=datetime.now(UTC),
         )
-    except LoginThrottled as throttled:
-        LOGIN_ATTEMPTS.labels(outcome="throttled").inc()
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "too many failed logins; try again later",
-            headers={"Retry-After": str(throttled.retry_after)},
-        ) from None
-    except LoginRefused:
-        LOGIN_ATTEMPTS.labels(outcome="refused").inc()
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid login or password") from None
-    except AccountDeactivated:
-        LOGIN_ATTEMPTS.labels(outcome="deactivated").inc()
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this account is deactivated") from None
+    except (LoginThrottled, LoginRefused, AccountDeactivated) as error:
+        LOGIN_ATTEMPTS.labels(outcome=LOGIN_OUTCOMES[type(error)]).inc()
+        raise refused(error) from None
     LOGIN_ATTEMPTS.labels(outcome="logged_in").inc()
     return LoginResponse(
         access_token=logged_in.token.access_token,
         expires_in=logged_in.token.expires_in,
-        user=UserOut.of(logged_in.user),
+        user=UserOut.model_validate(logged_in.user),
     )
 
 
@@ -182,8 +188,8 @@ class SetPasswordRequest(Strict):
 )
 async def set_password(body: SetPasswordRequest, request: Request, context: Context) -> Response:
     """Set a password with the single-use link from the welcome email."""
-    try:
-        await services.set_password_with_link(
+    with answered_errors():
+        await login.set_password_with_link(
             context.uow(),
             body.token,
             body.password,
@@ -193,12 +199,6 @@ async def set_password(body: SetPasswordRequest, request: Request, context: Cont
             throttling=context.settings.throttling,
             now=datetime.now(UTC),
         )
-    except LoginThrottled as throttled:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "too many invalid links; try again later",
-            headers={"Retry-After": str(throttled.retry_after)},
-        ) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -221,6 +221,8 @@ class CreateUserRequest(Strict):
 
 
 class WelcomeEmailOut(BaseModel):
+    model_config = FROM_ATTRIBUTES
+
     status: WelcomeEmailStatus
     note: str | None = None
 
@@ -234,28 +236,25 @@ async def create_user(
     body: CreateUserRequest, admin: AdminPrincipal, context: Context
 ) -> CreatedUserOut:
     """Create an account by hand; it stays pending until its first login."""
-    created = await services.create_user(
-        context.uow(),
-        NewUser(**{**body.model_dump(), "roles": tuple(body.roles)}),
-        actor=admin,
-        policy=context.policy,
-        hasher=context.hasher,
-        smtp_status=context.smtp_status,
-        now=datetime.now(UTC),
-    )
-    return CreatedUserOut(
-        **UserOut.of(created.user).model_dump(),
-        welcome_email=WelcomeEmailOut(
-            status=created.welcome_email.status, note=created.welcome_email.note
-        ),
+    with answered_errors():
+        created = await accounts.create_user(
+            context.uow(),
+            NewUser(**{**body.model_dump(), "roles": tuple(body.roles)}),
+            actor=admin,
+            policy=context.policy,
+            hasher=context.hasher,
+            smtp_status=context.smtp_status,
+            now=datetime.now(UTC),
+        )
+    # The account's answer and its welcome email's, each validated: put together as they are.
+    return CreatedUserOut.model_construct(
+        **dict(UserOut.model_validate(created.user)),
+        welcome_email=WelcomeEmailOut.model_validate(created.welcome_email),
     )
 
 
-class UserList(BaseModel):
-    items: list[UserOut]
-    total: int
-    limit: int
-    offset: int
+class UserList(Page[UserOut]):
+    pass
 
 
 @users_router.get("")
@@ -269,24 +268,21 @@ async def list_users(
     offset: Offset = 0,
 ) -> UserList:
     """Newest first; `search` matches name, username or email (`q` is its old name)."""
-    page = await services.list_users(
+    page = await accounts.list_users(
         context.uow(),
         status=status,
         search=search_term(search, q),
         limit=limit,
         offset=offset,
     )
-    return UserList(
-        items=[UserOut.of(user) for user in page.items],
-        total=page.total,
-        limit=limit,
-        offset=offset,
-    )
+    return UserList(items=page.items, total=page.total, limit=limit, offset=offset)
 
 
 @users_router.get("/{user_id}")
 async def get_user(user_id: uuid.UUID, _admin: AdminPrincipal, context: Context) -> UserOut:
-    return UserOut.of(await services.get_user(context.uow(), user_id))
+    with answered_errors():
+        user = await accounts.get_user(context.uow(), user_id)
+    return UserOut.model_validate(user)
 
 
 class UpdateUserRequest(Strict):
@@ -309,14 +305,15 @@ async def update_user(
     user_id: uuid.UUID, body: UpdateUserRequest, admin: AdminPrincipal, context: Context
 ) -> UserOut:
     """Change only the fields given; null clears nickname, bio and status_text."""
-    user = await services.update_user(
-        context.uow(),
-        user_id,
-        body.model_dump(exclude_unset=True),
-        actor=admin,
-        now=datetime.now(UTC),
-    )
-    return UserOut.of(user)
+    with answered_errors():
+        user = await accounts.update_user(
+            context.uow(),
+            user_id,
+            body.model_dump(exclude_unset=True),
+            actor=admin,
+            now=datetime.now(UTC),
+        )
+    return UserOut.model_validate(user)
 
 
 # Avatars
@@ -338,17 +335,16 @@ async def put_avatar(
 ) -> AvatarOut:
     """By an admin, or by the account's owner."""
     data = await image.read(context.settings.avatar_max_bytes + 1)
-    avatar = await services.set_avatar(
-        context.uow(),
-        user_id,
-        data,
-        actor=principal,
-        processor=context.avatars,
-        now=datetime.now(UTC),
-    )
-    return AvatarOut(
-        avatar_url=f"/api/v1/users/{user_id}/avatar?v={avatar.etag[:12]}", etag=avatar.etag
-    )
+    with answered_errors():
+        avatar = await avatars.set_avatar(
+            context.uow(),
+            user_id,
+            data,
+            actor=principal,
+            processor=context.avatars,
+            now=datetime.now(UTC),
+        )
+    return AvatarOut(avatar_url=avatar_url(user_id, avatar.etag), etag=avatar.etag)
 
 
 @users_router.delete("/{user_id}/avatar", status_code=status.HTTP_204_NO_CONTENT)
@@ -356,7 +352,8 @@ async def delete_avatar(
     user_id: uuid.UUID, principal: CurrentPrincipal, context: Context
 ) -> Response:
     """Back to the default picture drawn from the initials."""
-    await services.reset_avatar(context.uow(), user_id, actor=principal, now=datetime.now(UTC))
+    with answered_errors():
+        await avatars.reset_avatar(context.uow(), user_id, actor=principal, now=datetime.now(UTC))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -371,7 +368,8 @@ async def get_avatar(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Public, like avatars in chat clients (an <img> sends no token)."""
-    user, avatar = await services.avatar_of(context.uow(), user_id)
+    with answered_errors():
+        user, avatar = await avatars.avatar_of(context.uow(), user_id)
     if avatar is not None:
         content, media_type, etag = avatar.content, avatar.media_type, avatar.etag
     else:
@@ -383,54 +381,79 @@ async def get_avatar(
     return Response(content, media_type=media_type, headers=headers)
 
 
-# Errors from the service layer, as answers
+# Refusals of the service layer, as answers
+
+# What each refusal answers, in one table; the first match counts (a subclass before its base).
+# The pages and the sign-in form answer with these statuses too, in their own words.
+ERROR_STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (InvalidFields, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (DuplicateField, status.HTTP_409_CONFLICT),
+    (NotFound, status.HTTP_404_NOT_FOUND),
+    (NotAllowed, status.HTTP_403_FORBIDDEN),
+    (LastAdmin, status.HTTP_409_CONFLICT),
+    (InvalidLink, status.HTTP_400_BAD_REQUEST),
+    (AvatarTooLarge, status.HTTP_413_CONTENT_TOO_LARGE),
+    (AvatarTypeUnsupported, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
+    # A PNG, JPEG, GIF or WebP in name only.
+    (AvatarRejected, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (LoginThrottled, status.HTTP_429_TOO_MANY_REQUESTS),
+    (LoginRefused, status.HTTP_401_UNAUTHORIZED),
+    (AccountDeactivated, status.HTTP_403_FORBIDDEN),
+    (SessionEnded, status.HTTP_401_UNAUTHORIZED),
+    (JoinThrottled, status.HTTP_429_TOO_MANY_REQUESTS),
+    (LinkJoinsThrottled, status.HTTP_429_TOO_MANY_REQUESTS),
+    (JoinRefused, status.HTTP_410_GONE),  # unless LINK_PROBLEM_STATUSES says otherwise
+)
+# A refused join link answers by what is wrong with it.
+LINK_PROBLEM_STATUSES: dict[LinkProblem, int] = {
+    LinkProblem.UNKNOWN: status.HTTP_404_NOT_FOUND,
+    # The invitation is faulty, not the link: nothing the invitee can fix, and no guess.
+    LinkProblem.UNKNOWN_ROLE: status.HTTP_409_CONFLICT,
+}
+# The logins' metric, by outcome.
+LOGIN_OUTCOMES: dict[type[Exception], str] = {
+    LoginThrottled: "throttled",
+    LoginRefused: "refused",
+    AccountDeactivated: "deactivated",
+}
+_REFUSALS = tuple(kind for kind, _ in ERROR_STATUSES)
+_WAITS = (LoginThrottled, JoinThrottled, LinkJoinsThrottled)
 
 
-def _error(code: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=code, headers=headers)
+def status_of(error: Exception) -> int:
+    """The status a refusal answers (ERROR_STATUSES)."""
+    if isinstance(error, JoinRefused) and error.problem in LINK_PROBLEM_STATUSES:
+        return LINK_PROBLEM_STATUSES[error.problem]
+    return next(code for kind, code in ERROR_STATUSES if isinstance(error, kind))
+
+
+def refused(error: Exception, headers: dict[str, str] | None = None) -> HTTPException:
+    """A refusal as its answer: its status; as the detail, the fields at fault or its message;
+    Retry-After when it knows how long to wait."""
+    waits = {"Retry-After": str(error.retry_after)} if isinstance(error, _WAITS) else {}
+    return HTTPException(status_of(error), _detail(error), headers={**waits, **(headers or {})})
+
+
+@contextmanager
+def answered_errors() -> Iterator[None]:
+    """A refusal becomes its answer (refused)."""
+    try:
+        yield
+    except _REFUSALS as error:
+        raise refused(error) from None
+
+
+def _detail(error: Exception) -> str | list[dict[str, Any]]:
+    if isinstance(error, InvalidFields):
+        return _field_problems(error.problems, "value_error")
+    if isinstance(error, DuplicateField):
+        problems = {name: f"{name} is already in use" for name in error.fields}
+        return _field_problems(problems, "duplicate")
+    return str(error)
 
 
 def _field_problems(problems: dict[str, str], kind: str) -> list[dict[str, Any]]:
     return [{"loc": ["body", name], "msg": msg, "type": kind} for name, msg in problems.items()]
 
-
-async def _invalid_fields(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, InvalidFields)
-    return _error(422, _field_problems(error.problems, "value_error"))
-
-
-async def _duplicate(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, DuplicateField)
-    problems = {name: f"{name} is already in use" for name in error.fields}
-    return _error(409, _field_problems(problems, "duplicate"))
-
-
-def _plain(code: int, message: str | None = None) -> Callable[..., Awaitable[JSONResponse]]:
-    async def handle(_request: Request, error: Exception) -> JSONResponse:
-        return _error(code, message or str(error))
-
-    return handle
-
-
-async def _avatar_rejected(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, AvatarRejected)
-    if isinstance(error, AvatarTooLarge):
-        code = 413  # content too large
-    elif error.unsupported_type:
-        code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
-    else:
-        code = 422  # a PNG, JPEG, GIF or WebP in name only
-    return _error(code, f"image refused: {error}")
-
-
-ERROR_HANDLERS: dict[type[Exception], Callable[..., Awaitable[JSONResponse]]] = {
-    InvalidFields: _invalid_fields,
-    DuplicateField: _duplicate,
-    NotFound: _plain(404, "no such user"),
-    NotAllowed: _plain(403),
-    LastAdmin: _plain(409),
-    InvalidLink: _plain(400, "this link is invalid, already used or expired"),
-    AvatarRejected: _avatar_rejected,
-}
 
 routers = [auth_router, users_router]

@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from onboarding_shared.contract import Envelope, UserCreated
-from users.service_layer.services import Activation
+from users.service_layer.activations import Activation
 
 USERS_CREATED = Counter("onboarding_users_created_total", "Accounts created.")
 USERS_ACTIVATED = Counter(

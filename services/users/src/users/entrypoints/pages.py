@@ -19,22 +19,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field, ValidationError
 
+from users.context import UsersContext
 from users.domain.invitations import InvitationGrant, LinkProblem
 from users.domain.invite_links import InviteLinkGrant
 from users.domain.model import User
 from users.domain.rules import ADMIN_ROLE, MAX_EMAIL_LENGTH, InvalidFields
-from users.entrypoints.http import MAX_SECRET, MAX_TEXT, Strict, UserOut
-from users.entrypoints.templating import SECRET_ADDRESS, render
-from users.service_layer import services
-from users.service_layer.services import (
-    JoinForm,
-    JoinRefused,
-    JoinThrottled,
-    LinkJoinForm,
-    LinkJoinsThrottled,
+from users.entrypoints.http import (
+    MAX_SECRET,
+    MAX_TEXT,
+    Context,
+    Strict,
+    UserOut,
+    refused,
+    status_of,
 )
+from users.entrypoints.templating import SECRET_ADDRESS, render
+from users.service_layer import joining
+from users.service_layer.errors import JoinRefused, JoinThrottled, LinkJoinsThrottled
+from users.service_layer.joining import JoinForm, LinkJoinForm
 from users.service_layer.unit_of_work import DuplicateField
-from users.wiring import UsersContext
 
 StrictT = TypeVar("StrictT", bound=Strict)
 
@@ -42,8 +45,7 @@ router = APIRouter(tags=["pages"])
 
 
 @router.get("/set-password", response_class=HTMLResponse, include_in_schema=False)
-async def set_password_page(request: Request) -> HTMLResponse:
-    context: UsersContext = request.app.state.context
+async def set_password_page(request: Request, context: Context) -> HTMLResponse:
     settings = context.settings
     return render(
         request,
@@ -57,59 +59,49 @@ async def set_password_page(request: Request) -> HTMLResponse:
 # Joining through an invitation
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_REFUSALS: dict[LinkProblem, tuple[int, str, str]] = {
+# What a refused invitation link reads: a title and what to do (the status is the API's).
+_REFUSALS: dict[LinkProblem, tuple[str, str]] = {
     LinkProblem.UNKNOWN: (
-        status.HTTP_404_NOT_FOUND,
         "This invitation link is not valid",
         "Check that you opened the whole link from the email, or ask an admin to invite you again.",
     ),
     LinkProblem.USED: (
-        status.HTTP_410_GONE,
         "This invitation has already been used",
         "An account was created with it. If it is yours, log in.",
     ),
     LinkProblem.EXPIRED: (
-        status.HTTP_410_GONE,
         "This invitation has expired",
         "Ask an admin to send it again.",
     ),
     LinkProblem.REVOKED: (
-        status.HTTP_410_GONE,
         "This invitation was revoked",
         "Ask an admin if you still need an account.",
     ),
-    # The invitation is faulty, not the link: nothing the invitee can fix, and no guess.
     LinkProblem.UNKNOWN_ROLE: (
-        status.HTTP_409_CONFLICT,
         "This invitation cannot be used",
         "It gives a role this workspace does not have. Ask an admin to invite you again.",
     ),
 }
 # The same answers for a reusable invite link, in its words.
-_LINK_REFUSALS: dict[LinkProblem, tuple[int, str, str]] = {
+_LINK_REFUSALS: dict[LinkProblem, tuple[str, str]] = {
     LinkProblem.UNKNOWN: (
-        status.HTTP_404_NOT_FOUND,
         "This invite link is not valid",
         "Check that you opened the whole link; if it was regenerated, ask for the new one.",
     ),
     LinkProblem.USED: (
-        status.HTTP_410_GONE,
         "This invite link has been used up",
         "It has created all the accounts it may. Ask an admin for a new link; if you already "
         "have an account, log in.",
     ),
     LinkProblem.EXPIRED: (
-        status.HTTP_410_GONE,
         "This invite link has expired",
         "Ask an admin for a new link.",
     ),
     LinkProblem.REVOKED: (
-        status.HTTP_410_GONE,
         "This invite link was revoked",
         "Ask an admin if you still need an account.",
     ),
     LinkProblem.UNKNOWN_ROLE: (
-        status.HTTP_409_CONFLICT,
         "This invite link cannot be used",
         "It gives a role this workspace does not have. Ask an admin for a new link.",
     ),
@@ -183,21 +175,22 @@ def _refusal(
     *,
     html: bool,
     workspace_name: str,
-    refusals: dict[LinkProblem, tuple[int, str, str]] = _REFUSALS,
+    refusals: dict[LinkProblem, tuple[str, str]] = _REFUSALS,
 ) -> Response:
+    code = status_of(error)
     if isinstance(error, JoinThrottled):
-        code, title = status.HTTP_429_TOO_MANY_REQUESTS, "Too many invalid invitation links"
+        title = "Too many invalid invitation links"
         text = f"Too many invalid links from your network; try again in {error.retry_after}s."
         headers = {"Retry-After": str(error.retry_after)}
     elif isinstance(error, LinkJoinsThrottled):
-        code, title = status.HTTP_429_TOO_MANY_REQUESTS, "Too many new accounts"
+        title = "Too many new accounts"
         text = (
             "Too many accounts were made through invite links from your network; try again in "
             f"{error.retry_after}s."
         )
         headers = {"Retry-After": str(error.retry_after)}
     else:
-        code, title, text = refusals[error.problem]
+        title, text = refusals[error.problem]
         headers = {}
     if html:
         return _message_page(request, workspace_name, title, text, code, headers=headers)
@@ -209,11 +202,10 @@ def _refusal(
 
 
 @router.get("/join/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def join_page(token: str, request: Request) -> Response:
-    context: UsersContext = request.app.state.context
+async def join_page(token: str, request: Request, context: Context) -> Response:
     settings = context.settings
     try:
-        grant = await services.invitation_for_link(
+        grant = await joining.invitation_for_link(
             context.uow(),
             token,
             address=_client(request),
@@ -241,15 +233,14 @@ async def join_page(token: str, request: Request) -> Response:
     },
     tags=["joining"],
 )
-async def join(token: str, request: Request) -> Response:
+async def join(token: str, request: Request, context: Context) -> Response:
     """Create an account with an invitation's link: JSON `{"name", "username", "password"}`, or
     the join page's form. The address is the invitation's; the account is pending, verified."""
-    context: UsersContext = request.app.state.context
     settings = context.settings
     as_form = _is_form(request)
     form = await _form_of(request) if as_form else await _json_of(request)
     try:
-        user = await services.join(
+        user = await joining.join(
             context.uow(),
             token,
             form,
@@ -263,7 +254,7 @@ async def join(token: str, request: Request) -> Response:
         return _refusal(request, error, html=as_form, workspace_name=settings.workspace_name)
     except (InvalidFields, DuplicateField) as error:
         if not as_form:
-            raise  # the API's handlers answer 422 / 409 naming the fields
+            raise refused(error) from None
         return await _form_again(context, token, form, error, request)
     return _account_ready(request, context, user, as_form=as_form)
 
@@ -334,9 +325,9 @@ def _account_ready(
 def _problems_of(error: InvalidFields | DuplicateField) -> tuple[int, list[str]]:
     if isinstance(error, DuplicateField):
         problems = [_DUPLICATES.get(field, f"{field} is already in use") for field in error.fields]
-        return status.HTTP_409_CONFLICT, problems
-    # 422: unprocessable content
-    return 422, [f"{field.capitalize()}: {msg}" for field, msg in error.problems.items()]
+    else:
+        problems = [f"{field.capitalize()}: {msg}" for field, msg in error.problems.items()]
+    return status_of(error), problems
 
 
 async def _form_again(
@@ -350,7 +341,7 @@ async def _form_again(
     settings = context.settings
     code, problems = _problems_of(error)
     try:
-        grant = await services.invitation_for_link(
+        grant = await joining.invitation_for_link(
             context.uow(),
             token,
             address=_client(request),
@@ -418,7 +409,7 @@ def _join_link_page(
 
 
 async def _link_for(context: UsersContext, token: str, request: Request) -> InviteLinkGrant:
-    return await services.invite_link_for_token(
+    return await joining.invite_link_for_token(
         context.uow(),
         token,
         address=_client(request),
@@ -428,8 +419,7 @@ async def _link_for(context: UsersContext, token: str, request: Request) -> Invi
 
 
 @router.get("/join/link/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def join_link_page(token: str, request: Request) -> Response:
-    context: UsersContext = request.app.state.context
+async def join_link_page(token: str, request: Request, context: Context) -> Response:
     settings = context.settings
     try:
         grant = await _link_for(context, token, request)
@@ -457,16 +447,15 @@ async def join_link_page(token: str, request: Request) -> Response:
     },
     tags=["joining"],
 )
-async def join_link(token: str, request: Request) -> Response:
+async def join_link(token: str, request: Request, context: Context) -> Response:
     """Create an account with a reusable invite link: JSON `{"email", "name", "username",
     "password"}`, or the page's form. The address must be at the link's domain when it has one;
     the account is pending, not verified, with the link's roles."""
-    context: UsersContext = request.app.state.context
     settings = context.settings
     as_form = _is_form(request)
     form = await _link_form_of(request) if as_form else await _link_json_of(request)
     try:
-        user = await services.join_by_link(
+        user = await joining.join_by_link(
             context.uow(),
             token,
             form,
@@ -480,7 +469,7 @@ async def join_link(token: str, request: Request) -> Response:
         return _link_refusal(request, error, html=as_form, workspace_name=settings.workspace_name)
     except (InvalidFields, DuplicateField) as error:
         if not as_form:
-            raise  # the API's handlers answer 422 / 409 naming the fields
+            raise refused(error) from None
         return await _link_form_again(context, token, form, error, request)
     return _account_ready(request, context, user, as_form=as_form)
 

@@ -13,6 +13,7 @@ from onboarding_shared.contract import (
     InviteLinkRevoked,
     UserActivated,
 )
+from onboarding_shared.messaging.broadcast import LatestBroadcast
 from onboarding_shared.messaging.consumer import Delivery, EventRouter, ReliableConsumer
 from onboarding_shared.messaging.queues import (
     USERS_ACTIVATIONS,
@@ -20,9 +21,9 @@ from onboarding_shared.messaging.queues import (
     USERS_INVITATIONS,
     consumer_queue,
 )
+from users.context import UsersContext
 from users.entrypoints.metrics import count_activation
-from users.service_layer import audit, services
-from users.wiring import UsersContext
+from users.service_layer import activations, audit, joining
 
 ACTIVATIONS_QUEUE = USERS_ACTIVATIONS.name
 INVITATIONS_QUEUE = USERS_INVITATIONS.name
@@ -33,7 +34,7 @@ def consumers(context: UsersContext) -> list[ReliableConsumer]:
     settings = context.settings
 
     async def on_user_activated(event: Envelope[UserActivated], _delivery: Delivery) -> None:
-        activation = await services.apply_activation(context.uow(), event, now=datetime.now(UTC))
+        activation = await activations.apply_activation(context.uow(), event, now=datetime.now(UTC))
         count_activation(activation)
 
     router = EventRouter()
@@ -52,16 +53,16 @@ def _invitations(context: UsersContext) -> ReliableConsumer:
     settings = context.settings
 
     async def on_issued(event: Envelope[InvitationIssued], _delivery: Delivery) -> None:
-        await services.record_invitation(context.uow(), event)
+        await joining.record_invitation(context.uow(), event)
 
     async def on_revoked(event: Envelope[InvitationRevoked], _delivery: Delivery) -> None:
-        await services.record_revocation(context.uow(), event)
+        await joining.record_revocation(context.uow(), event)
 
     async def on_link_issued(event: Envelope[InviteLinkIssued], _delivery: Delivery) -> None:
-        await services.record_invite_link(context.uow(), event)
+        await joining.record_invite_link(context.uow(), event)
 
     async def on_link_revoked(event: Envelope[InviteLinkRevoked], _delivery: Delivery) -> None:
-        await services.record_invite_link_revocation(context.uow(), event)
+        await joining.record_invite_link_revocation(context.uow(), event)
 
     router = EventRouter()
     router.register(InvitationIssued, on_issued)
@@ -70,6 +71,12 @@ def _invitations(context: UsersContext) -> ReliableConsumer:
     router.register(InviteLinkRevoked, on_link_revoked)
     queue = consumer_queue(settings, USERS_INVITATIONS)
     return ReliableConsumer(queue, router, publish_timeout=settings.publish_timeout_seconds)
+
+
+def broadcasts(context: UsersContext) -> list[LatestBroadcast[Any]]:
+    """State kept from other services' broadcasts: the mailer's heartbeat, for the SMTP
+    warning."""
+    return [context.mailer_heartbeats]
 
 
 def _audit(context: UsersContext) -> ReliableConsumer:

@@ -15,6 +15,8 @@ from onboarding_shared.contract import (
     UserCreated,
     UserUpdated,
 )
+from onboarding_shared.messaging.queues import USERS_AUDIT
+from onboarding_shared.unit_of_work import once_per_event
 from users.domain.audit import (
     Actor,
     AuditAction,
@@ -24,8 +26,6 @@ from users.domain.audit import (
     user_change_action,
 )
 from users.service_layer.unit_of_work import AuditPage, AuditQuery, UsersUnitOfWork
-
-AUDIT_CONSUMER = "users.audit"
 
 AuditedEvent = (
     InvitationIssued
@@ -37,27 +37,24 @@ AuditedEvent = (
 )
 
 
+@once_per_event(USERS_AUDIT)
 async def record(uow: UsersUnitOfWork, event: Envelope[Any]) -> None:
     """One entry per event, whoever delivers it how often."""
-    async with uow:
-        if not await uow.claim(AUDIT_CONSUMER, event.event_id):
-            return
-        fact = await _fact_of(uow, event.data)
-        actor = fact.actor or await _actor(uow, event.actor_id)
-        uow.audit.add(
-            AuditEntry(
-                event_id=event.event_id,
-                occurred_at=event.occurred_at,
-                action=fact.action,
-                target_kind=fact.kind,
-                target_id=fact.target,
-                target_label=fact.label,
-                actor_id=actor.user_id,
-                actor_name=actor.name,
-                details=fact.details,
-            )
+    fact = await _fact_of(uow, event.data)
+    actor = fact.actor or await _actor(uow, event.actor_id)
+    uow.audit.add(
+        AuditEntry(
+            event_id=event.event_id,
+            occurred_at=event.occurred_at,
+            action=fact.action,
+            target_kind=fact.kind,
+            target_id=fact.target,
+            target_label=fact.label,
+            actor_id=actor.user_id,
+            actor_name=actor.name,
+            details=fact.details,
         )
-        await uow.commit()
+    )
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,16 @@ from onboarding_shared.auth import BrowserSession, Principal
 from users.domain.model import User
 from users.domain.sessions import SessionPolicy
 from users.domain.throttling import ThrottlePolicy
+from users.service_layer.login import LoginAttempt, authenticate
 from users.service_layer.ports import IssuedToken, PasswordHasher, TokenIssuer
-from users.service_layer.services import LoginAttempt, authenticate
 from users.service_layer.unit_of_work import UsersUnitOfWork
 
 
 class SessionEnded(Exception):
     """Signed out, too old, or its account is gone or deactivated: sign in again."""
+
+    def __init__(self) -> None:
+        super().__init__("the session has ended")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""What the entry points need from the wiring, as one object (built in bootstrap)."""
+"""What the entry points are given: the settings and the ports they call, as one object that
+bootstrap.py builds (routes read it from the app, subscribers and jobs are built with it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from auth_listener.service_layer.logged_in import LoggedInAccounts
-from auth_listener.service_layer.unit_of_work import AccountReader, AuthListenerUnitOfWork
+from auth_listener.service_layer.ports import AccountReader
+from auth_listener.service_layer.unit_of_work import AuthListenerUnitOfWork
 from auth_listener.settings import AuthListenerSettings
 
 

@@ -1,12 +1,15 @@
-"""What the entry points need from the wiring, as one object (built in bootstrap)."""
+"""What the entry points are given: the settings and the ports they call, as one object that
+bootstrap.py builds (routes read it from the app, subscribers and jobs are built with it)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from onboarding_shared.contract import MailerStatus
+from onboarding_shared.messaging.broadcast import LatestBroadcast
+from users.service_layer.accounts import AccountPolicy
 from users.service_layer.ports import AvatarProcessor, PasswordHasher, SmtpStatusSource, TokenIssuer
-from users.service_layer.services import AccountPolicy
 from users.service_layer.unit_of_work import UsersUnitOfWork
 from users.settings import UsersSettings
 
@@ -19,4 +22,5 @@ class UsersContext:
     hasher: PasswordHasher
     tokens: TokenIssuer
     avatars: AvatarProcessor
-    smtp_status: SmtpStatusSource
+    mailer_heartbeats: LatestBroadcast[MailerStatus]
+    smtp_status: SmtpStatusSource  # what the heartbeats say, for the SMTP warning

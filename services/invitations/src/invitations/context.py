@@ -1,4 +1,5 @@
-"""What the entry points need from the wiring, as one object (built in bootstrap)."""
+"""What the entry points are given: the settings and the ports they call, as one object that
+bootstrap.py builds (routes read it from the app, subscribers and jobs are built with it)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from invitations.domain.model import TokenMinter
+from invitations.service_layer.ports import MailerStatusSource
 from invitations.service_layer.services import InvitePolicy
 from invitations.service_layer.unit_of_work import InvitationsUnitOfWork
 from invitations.settings import InvitationsSettings
-from onboarding_shared.messaging.status import MailerStatusWatcher
+from onboarding_shared.contract import MailerStatus
+from onboarding_shared.messaging.broadcast import LatestBroadcast
 
 
 @dataclass(frozen=True)
@@ -18,4 +21,5 @@ class InvitationsContext:
     uow: Callable[[], InvitationsUnitOfWork]
     invite_policy: InvitePolicy
     minter: TokenMinter
-    mailer_status: MailerStatusWatcher
+    mailer_heartbeats: LatestBroadcast[MailerStatus]
+    mailer_status: MailerStatusSource  # what the heartbeats say, for the SMTP warning

@@ -1,4 +1,5 @@
-"""What the entry points need from the wiring, as one object (built in bootstrap)."""
+"""What the entry points are given: the settings and the ports they call, as one object that
+bootstrap.py builds (routes read it from the app, subscribers and jobs are built with it)."""
 
 from __future__ import annotations
 
