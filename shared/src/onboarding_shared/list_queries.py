@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
 
-from fastapi import HTTPException, Query, status
-from pydantic import AfterValidator
+from fastapi import Depends, HTTPException, Query, status
+from pydantic import AfterValidator, BaseModel
 
 MAX_SEARCH_LENGTH = 320  # the longest email address
 MAX_LIMIT = 200
@@ -52,3 +53,34 @@ def search_term(search: str | None, q: str | None) -> str | None:
             ],
         )
     return search if search is not None else q
+
+
+@dataclass(frozen=True)
+class ListWindow:
+    """The part of a list asked for: what to search for (by either name), and the page."""
+
+    search: str | None
+    limit: int
+    offset: int
+
+
+def list_window(
+    search: Search = None, q: DeprecatedSearch = None, limit: Limit = 50, offset: Offset = 0
+) -> ListWindow:
+    return ListWindow(search_term(search, q), limit, offset)
+
+
+# A route's `window: ListParameters` takes search, q, limit and offset from the query string.
+ListParameters = Annotated[ListWindow, Depends(list_window)]
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a list, and where it stands in the whole. Subclass it per item type, so that
+    the OpenAPI schema has a name of its own (``class UserList(Page[UserOut])``)."""
+
+    items: list[ItemT]
+    total: int
+    limit: int
+    offset: int

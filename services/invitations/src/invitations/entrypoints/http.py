@@ -45,7 +45,7 @@ from invitations.service_layer.services import (
 from invitations.service_layer.unit_of_work import InvitationQuery
 from onboarding_shared.auth import AdminPrincipal, require_admin
 from onboarding_shared.contract import Role, default_roles
-from onboarding_shared.list_queries import DeprecatedSearch, Limit, Offset, Search, search_term
+from onboarding_shared.list_queries import ListParameters, Page
 from onboarding_shared.runtime import service_context
 
 # Every route here is for admins: 401 without a valid token, 403 without the admin role.
@@ -193,11 +193,8 @@ class ResendResponse(SmtpAware):
     invitation: InvitationOut
 
 
-class InvitationList(BaseModel):
-    items: list[InvitationOut]
-    total: int
-    limit: int
-    offset: int
+class InvitationList(Page[InvitationOut]):
+    pass
 
 
 @router.post(
@@ -240,24 +237,19 @@ async def create_invitations(
 
 @router.get("")
 async def list_invitations(
-    context: Context,
-    status: InvitationStatus | None = None,
-    search: Search = None,
-    q: DeprecatedSearch = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    context: Context, window: ListParameters, status: InvitationStatus | None = None
 ) -> InvitationList:
     """Newest first; `search` matches part of the address (`q` is its old name)."""
     now = datetime.now(UTC)
     query = InvitationQuery(
-        status=status, search=search_term(search, q), limit=limit, offset=offset
+        status=status, search=window.search, limit=window.limit, offset=window.offset
     )
     page = await services.list_invitations(context.uow(), query, now=now)
     return InvitationList(
         items=[InvitationOut.of(item, now) for item in page.items],
         total=page.total,
-        limit=limit,
-        offset=offset,
+        limit=window.limit,
+        offset=window.offset,
     )
 
 

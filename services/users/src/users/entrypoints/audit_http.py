@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 
 from onboarding_shared.auth import require_admin
-from onboarding_shared.list_queries import Limit, Offset, Search
+from onboarding_shared.list_queries import Limit, Offset, Page, Search
 from users.domain.audit import AuditAction, TargetKind
-from users.entrypoints.http import FROM_ATTRIBUTES, Context, Page
+from users.entrypoints.http import FROM_ATTRIBUTES, Context
 from users.service_layer import audit
 from users.service_layer.unit_of_work import AuditQuery
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import (
     APIRouter,
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from onboarding_shared.auth import AdminPrincipal, CurrentPrincipal
 from onboarding_shared.body_limit import body_limit
-from onboarding_shared.list_queries import DeprecatedSearch, Limit, Offset, Search, search_term
+from onboarding_shared.list_queries import ListParameters, Page
 from onboarding_shared.runtime import service_context
 from users.context import UsersContext
 from users.domain.avatars import (
@@ -83,18 +83,6 @@ class Strict(BaseModel):
 # from the attribute of its name, unless its `validation_alias` says otherwise. The names they
 # are answered with are always the fields' own.
 FROM_ATTRIBUTES = ConfigDict(from_attributes=True)
-
-ItemT = TypeVar("ItemT", bound=BaseModel)
-
-
-class Page(BaseModel, Generic[ItemT]):
-    """One page of a list, and where it stands in the whole. The items may be given as the
-    domain's objects: a FROM_ATTRIBUTES item model validates them."""
-
-    items: list[ItemT]
-    total: int
-    limit: int
-    offset: int
 
 
 class UserOut(BaseModel):
@@ -261,21 +249,18 @@ class UserList(Page[UserOut]):
 async def list_users(
     _admin: AdminPrincipal,
     context: Context,
+    window: ListParameters,
     status: UserStatus | None = None,
-    search: Search = None,
-    q: DeprecatedSearch = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
 ) -> UserList:
     """Newest first; `search` matches name, username or email (`q` is its old name)."""
     page = await accounts.list_users(
         context.uow(),
         status=status,
-        search=search_term(search, q),
-        limit=limit,
-        offset=offset,
+        search=window.search,
+        limit=window.limit,
+        offset=window.offset,
     )
-    return UserList(items=page.items, total=page.total, limit=limit, offset=offset)
+    return UserList(items=page.items, total=page.total, limit=window.limit, offset=window.offset)
 
 
 @users_router.get("/{user_id}")
