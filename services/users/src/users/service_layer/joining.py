@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from onboarding_shared.contract import (
     Envelope,
@@ -42,6 +42,8 @@ from users.service_layer.throttles import record_failure, refuse_if_throttled
 from users.service_layer.unit_of_work import DuplicateField, UsersUnitOfWork
 
 log = logging.getLogger(__name__)
+
+GrantT = TypeVar("GrantT", InvitationGrant, InviteLinkGrant)
 
 
 @dataclass(frozen=True)
@@ -84,15 +86,7 @@ async def invitation_for_link(
             uow, [(key, throttling.max_join_failures_per_address)], throttling, now
         )
         raise JoinRefused(LinkProblem.UNKNOWN)
-    if (problem := grant.problem(now)) is not None:
-        if problem is LinkProblem.UNKNOWN_ROLE:
-            # Not the invitee's doing: an operator has to learn of it.
-            log.warning(
-                "an invitation gives a role this service does not know",
-                extra={"invitation_id": str(grant.invitation_id), "roles": list(grant.roles)},
-            )
-        raise JoinRefused(problem)
-    return grant
+    return _usable(grant, now, invitation_id=str(grant.invitation_id))
 
 
 async def join(
@@ -206,11 +200,17 @@ async def invite_link_for_token(
     if grant is None:
         await record_failure(uow, guesses, throttling, now)
         raise JoinRefused(LinkProblem.UNKNOWN)
+    return _usable(grant, now, link_id=str(grant.link_id))
+
+
+def _usable(grant: GrantT, now: datetime, **names: str) -> GrantT:
+    """The grant, or JoinRefused saying why its link cannot be used now."""
     if (problem := grant.problem(now)) is not None:
         if problem is LinkProblem.UNKNOWN_ROLE:
+            # Not the invitee's doing: an operator has to learn of it.
             log.warning(
-                "an invite link gives a role this service does not know",
-                extra={"link_id": str(grant.link_id), "roles": list(grant.roles)},
+                "a join link gives a role this service does not know",
+                extra={**names, "roles": list(grant.roles)},
             )
         raise JoinRefused(problem)
     return grant
