@@ -29,7 +29,7 @@ from auth_listener.service_layer import services as auth_listener
 from invitations.adapters import orm as invitations_orm
 from invitations.adapters.unit_of_work import SqlAlchemyInvitationsUnitOfWork
 from invitations.bootstrap import MIGRATIONS as INVITATIONS_MIGRATIONS
-from invitations.domain.model import TokenMinter
+from invitations.domain.model import Invitation, InvitationStatus, TokenMinter
 from invitations.service_layer import services as invitations
 from onboarding_shared.contract import (
     InvitationIssued,
@@ -314,3 +314,50 @@ async def test_parallel_invitations_of_one_address_create_one_invitation(
                 .where(invitations_orm.invitations.c.email_key == address)
             )
         assert stored == 1
+
+
+async def test_an_email_outcome_and_a_revocation_at_once_end_revoked_and_announced_once(
+    database: Database,
+) -> None:
+    """The mailer's "sent" holds the invitation while an admin revokes it: the revocation
+    waits, then sees the send, so the invitation ends revoked with one InvitationRevoked.
+    Before both took the row's lock, a late "sent" overwrote the revocation, and the next
+    DELETE revoked (and announced) the invitation a second time."""
+    invitations_orm.map_domain()
+    sessions = await database("invitations", INVITATIONS_MIGRATIONS)
+
+    def uow() -> SqlAlchemyInvitationsUnitOfWork:
+        return SqlAlchemyInvitationsUnitOfWork(
+            sessions, invitations_orm.messaging, producer="invitations"
+        )
+
+    now = datetime.now(UTC)
+    invitation = Invitation.issue(
+        "ada@example.com", now=now, ttl_hours=72, minter=TokenMinter(b"s" * 32)
+    )
+    async with uow() as setup:
+        setup.invitations.add(invitation)
+        await setup.commit()
+
+    async with uow() as outcome:
+        held = await outcome.invitations.get(invitation.id, for_update=True)
+        assert held is not None
+        revoking = asyncio.create_task(invitations.revoke(uow(), invitation.id, now=now))
+        # Time passes to show that the revocation does NOT finish while the lock is held.
+        done, _ = await asyncio.wait({revoking}, timeout=0.5)
+        assert not done
+        held.record_sent(at=now, attempts=1)
+        await outcome.commit()
+    assert (await revoking).status is InvitationStatus.REVOKED
+
+    async with uow() as check:
+        stored = await check.invitations.get(invitation.id)
+        assert stored is not None and stored.status is InvitationStatus.REVOKED
+    outbox = invitations_orm.messaging.outbox
+    async with sessions() as session:
+        announced = await session.scalar(
+            select(func.count())
+            .select_from(outbox)
+            .where(outbox.c.routing_key == "invitation.revoked.v1")
+        )
+    assert announced == 1

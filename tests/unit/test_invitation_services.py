@@ -77,10 +77,12 @@ class FakeInvitations(InvitationRepository):
     def add(self, invitation: Invitation) -> None:
         self.rows[invitation.id] = invitation
 
-    async def get(self, invitation_id: uuid.UUID) -> Invitation | None:
-        return self.rows.get(invitation_id)
+    async def get(self, invitation_id: uuid.UUID, *, for_update: bool = False) -> Invitation | None:
+        return self.rows.get(invitation_id)  # one task at a time: nothing to lock
 
-    async def open_for(self, email_keys: Iterable[str], now: datetime) -> list[Invitation]:
+    async def open_for(
+        self, email_keys: Iterable[str], now: datetime, *, for_update: bool = False
+    ) -> list[Invitation]:
         keys = set(email_keys)
         return [i for i in self.rows.values() if i.email_key in keys and i.is_open_at(now)]
 

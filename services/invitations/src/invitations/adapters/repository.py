@@ -35,7 +35,7 @@ from invitations.service_layer.unit_of_work import (
     MemberRepository,
     QuotaRepository,
 )
-from onboarding_shared.orm import AddingRepository, SessionRepository, insert_for
+from onboarding_shared.orm import AddingRepository, SessionRepository, insert_for, locked
 
 _OPEN = [status.value for status in OPEN_STATUSES]
 
@@ -64,19 +64,28 @@ def _escape_like(text: str) -> str:
 
 
 class SqlAlchemyInvitationRepository(AddingRepository[Invitation], InvitationRepository):
-    async def get(self, invitation_id: uuid.UUID) -> Invitation | None:
-        return await self._session.get(Invitation, invitation_id)
+    async def get(self, invitation_id: uuid.UUID, *, for_update: bool = False) -> Invitation | None:
+        if not for_update:
+            return await self._session.get(Invitation, invitation_id)
+        query = select(Invitation).where(invitations.c.id == invitation_id)
+        return await self._session.scalar(locked(query))
 
-    async def open_for(self, email_keys: Iterable[str], now: datetime) -> list[Invitation]:
+    async def open_for(
+        self, email_keys: Iterable[str], now: datetime, *, for_update: bool = False
+    ) -> list[Invitation]:
         keys = list(set(email_keys))
         if not keys:
             return []
-        query = select(Invitation).where(
-            invitations.c.email_key.in_(keys),
-            invitations.c.status.in_(_OPEN),
-            ~_past_expiry(now),
+        query = (
+            select(Invitation)
+            .where(
+                invitations.c.email_key.in_(keys),
+                invitations.c.status.in_(_OPEN),
+                ~_past_expiry(now),
+            )
+            .order_by(invitations.c.id)  # locks taken in one order: no deadlock between takers
         )
-        return list(await self._session.scalars(query))
+        return list(await self._session.scalars(locked(query) if for_update else query))
 
     async def due_reminders(self, now: datetime, limit: int) -> list[Invitation]:
         query = (

@@ -329,7 +329,7 @@ async def resend(
     now: datetime,
 ) -> Invitation:
     async with uow:
-        invitation = await _existing(uow, invitation_id)
+        invitation = await _existing(uow, invitation_id, for_update=True)
         invitation.resend(now=now, minter=minter)
         uow.emit(_issued(invitation))
         uow.emit(_requested(invitation, policy, minter))
@@ -363,7 +363,7 @@ async def revoke(
     uow: InvitationsUnitOfWork, invitation_id: uuid.UUID, *, now: datetime
 ) -> Invitation:
     async with uow:
-        invitation = await _existing(uow, invitation_id)
+        invitation = await _existing(uow, invitation_id, for_update=True)
         if invitation.revoke(now=now):
             uow.emit(_revoked(invitation, now))
             await uow.commit()
@@ -376,8 +376,10 @@ def _revoked(invitation: Invitation, now: datetime) -> InvitationRevoked:
     )
 
 
-async def _existing(uow: InvitationsUnitOfWork, invitation_id: uuid.UUID) -> Invitation:
-    invitation = await uow.invitations.get(invitation_id)
+async def _existing(
+    uow: InvitationsUnitOfWork, invitation_id: uuid.UUID, *, for_update: bool = False
+) -> Invitation:
+    invitation = await uow.invitations.get(invitation_id, for_update=for_update)
     if invitation is None:
         raise NotFound(f"no invitation {invitation_id}")
     return invitation
@@ -397,7 +399,7 @@ async def _record_invitation_email_outcome(
     uow: InvitationsUnitOfWork,
     event: Envelope[EmailSent] | Envelope[EmailDeferred] | Envelope[EmailFailed],
 ) -> None:
-    invitation = await uow.invitations.get(event.data.reference_id)
+    invitation = await uow.invitations.get(event.data.reference_id, for_update=True)
     if invitation is not None:
         _apply_outcome(invitation, event.data)
 
@@ -450,10 +452,14 @@ async def _upsert_member(
 async def _close_invitations_of(
     uow: InvitationsUnitOfWork, data: UserCreated, *, now: datetime, policy: InvitePolicy
 ) -> None:
-    accepted = await uow.invitations.get(data.invitation_id) if data.invitation_id else None
+    accepted = (
+        await uow.invitations.get(data.invitation_id, for_update=True)
+        if data.invitation_id
+        else None
+    )
     if accepted is not None and accepted.accept(user_id=data.user_id, at=now):
         await _announce_acceptance(uow, accepted, data, policy)
-    for invitation in await uow.invitations.open_for([email_key(data.email)], now):
+    for invitation in await uow.invitations.open_for([email_key(data.email)], now, for_update=True):
         if invitation.id != data.invitation_id and invitation.revoke(now=now):
             uow.emit(_revoked(invitation, now))
 
@@ -528,7 +534,7 @@ async def change_acceptance_notice(
     actor_id: uuid.UUID,
 ) -> Invitation:
     async with uow:
-        invitation = await _existing(uow, invitation_id)
+        invitation = await _existing(uow, invitation_id, for_update=True)
         if invitation.inviter_id != actor_id:
             raise NotYourInvitation("only the inviter can change whether they are told")
         invitation.notify_inviter = notify_inviter

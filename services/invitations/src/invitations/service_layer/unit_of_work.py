@@ -37,12 +37,18 @@ class InvitationRepository(abc.ABC):
     def add(self, invitation: Invitation) -> None: ...
 
     @abc.abstractmethod
-    async def get(self, invitation_id: uuid.UUID) -> Invitation | None: ...
+    async def get(self, invitation_id: uuid.UUID, *, for_update: bool = False) -> Invitation | None:
+        """``for_update``: locked until the unit of work ends, and read as the last holder of the
+        lock left it. Every use case that changes an invitation takes it so: the mailer's
+        outcomes, a revocation and an acceptance may arrive at once, and the second must see
+        what the first did (a revocation overwritten by a late "sent" was sent out twice)."""
 
     @abc.abstractmethod
-    async def open_for(self, email_keys: Iterable[str], now: datetime) -> list[Invitation]:
+    async def open_for(
+        self, email_keys: Iterable[str], now: datetime, *, for_update: bool = False
+    ) -> list[Invitation]:
         """Unexpired open invitations (pending, retrying, sent or failed) to these lower-cased
-        addresses."""
+        addresses; ``for_update`` as for get."""
 
     @abc.abstractmethod
     async def due_reminders(self, now: datetime, limit: int) -> list[Invitation]:
