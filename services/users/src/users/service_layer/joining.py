@@ -146,24 +146,17 @@ def _account_for(grant: InvitationGrant, form: JoinForm) -> NewUser:
 async def record_invitation(uow: UsersUnitOfWork, event: Envelope[InvitationIssued]) -> None:
     """Learn (or renew) the grant of an invitation: only the token's hash is kept."""
     data = event.data
+    terms: dict[str, Any] = {
+        "email": data.email,
+        "token_hash": data.token_hash,
+        "expires_at": data.expires_at,
+        "roles": data.roles,
+    }
     grant = await uow.grants.get(data.invitation_id)
     if grant is None:
-        uow.grants.add(
-            InvitationGrant.requested(
-                data.invitation_id,
-                email=data.email,
-                token_hash=data.token_hash,
-                expires_at=data.expires_at,
-                roles=data.roles,
-            )
-        )
+        uow.grants.add(InvitationGrant.requested(data.invitation_id, **terms))
     else:
-        grant.request_again(
-            email=data.email,
-            token_hash=data.token_hash,
-            expires_at=data.expires_at,
-            roles=data.roles,
-        )
+        grant.request_again(**terms)
 
 
 @once_per_event(USERS_INVITATIONS)
