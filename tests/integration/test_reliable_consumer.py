@@ -45,12 +45,24 @@ def queue_for(namespace: Namespace) -> ConsumerQueue:
     )
 
 
+class Running:
+    """A consumer on its queue, as a service's runtime runs it."""
+
+    def __init__(self, broker: RabbitBroker, consumer: ReliableConsumer) -> None:
+        self.broker = broker
+        self.consumer = consumer
+
+    async def stop(self) -> None:
+        await self.consumer.stop(graceful_timeout=10)
+        await self.broker.stop()
+
+
 async def running(
     amqp_url: str,
     queue: ConsumerQueue,
     recorder: Recorder | DatabaseAway,
     consumer: list[ReliableConsumer] | None = None,
-) -> RabbitBroker:
+) -> Running:
     settings = ServiceSettings(
         database_url="sqlite+aiosqlite:///unused.db",
         http_port=1,
@@ -60,14 +72,14 @@ async def running(
     broker = build_broker(settings, service="tests")
     identity = BusIdentity(service="tests", broker_user=settings.broker_user)
     reliable = ReliableConsumer(queue, recorder, publish_timeout=5)
-    reliable.subscribe(broker, identity)
     if consumer is not None:
         consumer.append(reliable)
     connection = await broker.connect()
     async with connection.channel() as channel:
         await declare_consumer_queue(channel, queue)
     await broker.start()
-    return broker
+    await reliable.start(broker, connection, identity)
+    return Running(broker, reliable)
 
 
 @pytest.fixture

@@ -206,8 +206,6 @@ class ServiceRuntime:
     async def start(self) -> None:
         for step in self.startup:
             await step()
-        for consumer in self.consumers:
-            consumer.subscribe(self.broker, self.identity)
         for broadcast in self.broadcasts:
             broadcast.subscribe(self.broker, self.identity)
         try:
@@ -233,6 +231,10 @@ class ServiceRuntime:
             connection, self.settings, own={queue.name for queue in own}
         )
         await self.broker.start()
+        for consumer in self.consumers:
+            await consumer.start(
+                self.broker, connection, self.identity, traced=self.settings.otel_enabled
+            )
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         for job in self.background:
             self._tasks.append(asyncio.create_task(job()))
@@ -241,10 +243,11 @@ class ServiceRuntime:
     async def stop(self) -> None:
         """Stop consuming (in-flight handlers finish or are redelivered), then the relay's last
         batch, then the connections: the broker's last, so that batch can still go out."""
-        for consumer in self.consumers:
-            consumer.stop_waiting()
+        graceful = self.settings.graceful_timeout_seconds
         await asyncio.gather(
-            *(subscriber.stop() for subscriber in self.broker.subscribers), return_exceptions=True
+            *(consumer.stop(graceful) for consumer in self.consumers),
+            *(subscriber.stop() for subscriber in self.broker.subscribers),
+            return_exceptions=True,
         )
         if self.consumers_gate is not None:
             self.consumers_gate.detach()

@@ -1,10 +1,11 @@
 """Optional OpenTelemetry tracing, switched on by OTEL_ENABLED=true.
 
-HTTP requests (FastAPI instrumentation), consumed and published messages (FastStream's
-RabbitTelemetryMiddleware) and, in between, the outbox: an event leaves long after its
-request, from the relay, so the request's W3C trace context is stored with the outbox row
-and restored while the relay publishes it. The consumer then continues the same trace, and
-one invitation can be followed from the API call to the SMTP send.
+HTTP requests (FastAPI instrumentation), published messages (FastStream's
+RabbitTelemetryMiddleware), consumed ones (consumed_span: the consumers use aio-pika directly,
+with the middleware's span names and attributes) and, in between, the outbox: an event leaves
+long after its request, from the relay, so the request's W3C trace context is stored with the
+outbox row and restored while the relay publishes it. The consumer then continues the same
+trace, and one invitation can be followed from the API call to the SMTP send.
 
 The SDK reads the standard variables itself: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP over HTTP,
 default http://localhost:4318), OTEL_SERVICE_NAME (default onboarding-<service>),
@@ -21,6 +22,7 @@ from opentelemetry import context, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
+    from aio_pika.abc import AbstractIncomingMessage
     from fastapi import FastAPI
     from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
     from opentelemetry.sdk.resources import Resource
@@ -93,3 +95,34 @@ def continued_trace(headers: Mapping[str, Any] | None) -> Iterator[None]:
         yield
     finally:
         context.detach(token)
+
+
+@contextmanager
+def consumed_span(
+    enabled: bool, message: AbstractIncomingMessage, events_exchange: str
+) -> Iterator[None]:
+    """A consumer span around the handling of ``message``, child of the span that published
+    it (its traceparent header): named and described as FastStream's middleware names its own
+    ("<exchange>.<routing key> process"), so traces read the same whichever consumed."""
+    if not enabled:
+        yield
+        return
+    carrier = {key: str(value) for key, value in (message.headers or {}).items()}
+    exchange = message.exchange or "default"
+    attributes: dict[str, str | int] = {
+        "messaging.system": "rabbitmq",
+        "messaging.operation": "process",
+        "messaging.message.id": message.message_id or "",
+        "messaging.message.conversation_id": message.correlation_id or "",
+        "messaging.message.payload_size_bytes": len(message.body),
+        "messaging.rabbitmq.destination.routing_key": message.routing_key or "",
+        "messaging.destination_publish.name": message.exchange or events_exchange,
+    }
+    tracer = trace.get_tracer("onboarding_shared.messaging")
+    with tracer.start_as_current_span(
+        f"{exchange}.{message.routing_key} process",
+        context=_PROPAGATOR.extract(carrier),
+        kind=trace.SpanKind.CONSUMER,
+        attributes=attributes,
+    ):
+        yield

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from faststream import AckPolicy
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 from faststream.message import StreamMessage
-from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
-from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError, StatementError
 
@@ -37,6 +41,7 @@ from onboarding_shared.observability import (
     scrub_text,
 )
 from onboarding_shared.outages import is_outage
+from onboarding_shared.tracing import consumed_span
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +169,43 @@ def describe_error(error: BaseException) -> str:
     return scrub_text(f"{type(error).__name__}: {first_line}"[:300])
 
 
+class ReceivedMessage:
+    """One delivery, as the consumer reads it: the body and properties, and ``raw_message``
+    for what only the broker can tell (the user id it checked, the exchange and routing key
+    it was published to)."""
+
+    __slots__ = ("raw_message",)
+
+    def __init__(self, raw_message: AbstractIncomingMessage) -> None:
+        self.raw_message = raw_message
+
+    @property
+    def body(self) -> bytes:
+        return self.raw_message.body
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return dict(self.raw_message.headers)
+
+    @property
+    def message_id(self) -> str | None:
+        return self.raw_message.message_id
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.raw_message.correlation_id
+
+    @property
+    def content_type(self) -> str | None:
+        return self.raw_message.content_type
+
+    async def ack(self) -> None:
+        await self.raw_message.ack()
+
+    async def nack(self, requeue: bool = True) -> None:
+        await self.raw_message.nack(requeue=requeue)
+
+
 class ReliableConsumer:
     def __init__(
         self,
@@ -180,29 +222,68 @@ class ReliableConsumer:
         self._stopping = asyncio.Event()
         self._broker: RabbitBroker | None = None
         self._identity: BusIdentity | None = None
+        self._traced = False
+        self._channel: AbstractChannel | None = None
+        self._amqp_queue: AbstractQueue | None = None
+        self._consumer_tag = ""
+        self._in_hand: set[asyncio.Task[Any]] = set()
 
     def stop_waiting(self) -> None:
         """Before a stop: messages kept in hand through an outage go to a wait queue now,
         rather than back to the broker with one more delivery counted against them."""
         self._stopping.set()
 
-    def subscribe(self, broker: RabbitBroker, identity: BusIdentity) -> None:
+    async def start(
+        self,
+        broker: RabbitBroker,
+        connection: AbstractRobustConnection,
+        identity: BusIdentity,
+        *,
+        traced: bool = False,
+    ) -> None:
+        """Consume the queue on a channel of its own, with aio-pika directly: FastStream's
+        subscriber costs about 450 µs of CPU per message on top of aio-pika's 150 (measured
+        here), and this path needs none of what it adds. The channel is robust: after a
+        reconnection aio-pika consumes again. ``broker`` is what failed messages are forwarded
+        through."""
         self._broker = broker
         self._identity = identity
+        self._traced = traced
+        self._channel = await connection.channel()
+        await self._channel.set_qos(prefetch_count=self.queue.prefetch)
+        # Declared (passively: the runtime declared it with its arguments) so that the robust
+        # channel knows it, and consumes from it again after a reconnection.
+        self._amqp_queue = await self._channel.get_queue(self.queue.name, ensure=True)
+        self._consumer_tag = await self._amqp_queue.consume(self._on_message)
 
-        async def consume(message: RabbitMessage) -> None:
-            await self.process(message)
+    async def stop(self, graceful_timeout: float) -> None:
+        """Take no more messages; let those in hand finish for up to ``graceful_timeout``
+        seconds. Whatever is still unacknowledged then goes back to the queue with the channel."""
+        self.stop_waiting()
+        if self._amqp_queue is None or self._channel is None:
+            return
+        try:
+            await self._amqp_queue.cancel(self._consumer_tag)
+        except Exception:  # the channel or the connection is already gone
+            log.warning("could not cancel the consumer", extra={"queue": self.queue.name})
+        if self._in_hand:
+            await asyncio.wait(list(self._in_hand), timeout=graceful_timeout)
+        with contextlib.suppress(Exception):
+            await self._channel.close()
+        self._amqp_queue = self._channel = None
 
-        broker.subscriber(
-            RabbitQueue(self.queue.name, declare=False),
-            channel=Channel(prefetch_count=self.queue.prefetch),
-            ack_policy=AckPolicy.MANUAL,
-            no_reply=True,
-            decoder=raw_body_decoder,
-            title=self.queue.name,
-        )(consume)
+    async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
+        # aiormq runs each delivery in a task of its own: it is what a stop waits for.
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_hand.add(task)
+        try:
+            with consumed_span(self._traced, incoming, self.queue.events_exchange):
+                await self.process(ReceivedMessage(incoming))
+        finally:
+            self._in_hand.discard(task)
 
-    async def process(self, message: RabbitMessage) -> None:
+    async def process(self, message: ReceivedMessage) -> None:
         # Each delivery runs in its own task: what is bound here stays with this message.
         with log_context(
             event_id=message.message_id,
@@ -211,7 +292,7 @@ class ReliableConsumer:
         ):
             await self._process(message)
 
-    def _delivery(self, message: RabbitMessage) -> Delivery:
+    def _delivery(self, message: ReceivedMessage) -> Delivery:
         assert self._identity is not None, "subscribe() first"
         headers = dict(message.headers or {})
         user_id = message.raw_message.user_id
@@ -231,7 +312,7 @@ class ReliableConsumer:
             identity=self._identity,
         )
 
-    async def _process(self, message: RabbitMessage) -> None:
+    async def _process(self, message: ReceivedMessage) -> None:
         delivery = self._delivery(message)
         if not delivery.trusts(spec_for_routing_key(delivery.routing_key)):
             # Whatever its body: a key only one of our services may publish, from someone else.
@@ -246,7 +327,7 @@ class ReliableConsumer:
                 MESSAGES_WAITING.labels(queue=self.queue.name).dec()
 
     async def _handle_once(
-        self, message: RabbitMessage, delivery: Delivery, outage: _OutageWait
+        self, message: ReceivedMessage, delivery: Delivery, outage: _OutageWait
     ) -> bool:
         """Handle and settle the message; False to try again (it stays in hand meanwhile)."""
         try:
@@ -280,7 +361,9 @@ class ReliableConsumer:
             MESSAGES_HANDLED.labels(queue=self.queue.name, outcome="handled").inc()
         return True
 
-    async def _retry_or_park(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
+    async def _retry_or_park(
+        self, message: ReceivedMessage, delivery: Delivery, reason: str
+    ) -> None:
         if delivery.is_last_attempt:
             log.exception("message failed on its last attempt; parking it")
             final = f"failed after {delivery.attempt} attempts: {reason}"
@@ -292,7 +375,9 @@ class ReliableConsumer:
             )
             await self._settle(message, self._retry(message, delivery, reason), "retried")
 
-    async def _settle(self, message: RabbitMessage, forward: Awaitable[None], outcome: str) -> None:
+    async def _settle(
+        self, message: ReceivedMessage, forward: Awaitable[None], outcome: str
+    ) -> None:
         try:
             await forward
         except Exception:
@@ -304,7 +389,7 @@ class ReliableConsumer:
         await message.ack()
         MESSAGES_HANDLED.labels(queue=self.queue.name, outcome=outcome).inc()
 
-    async def _retry(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
+    async def _retry(self, message: ReceivedMessage, delivery: Delivery, reason: str) -> None:
         headers = {
             **_original_headers(message, delivery),
             ATTEMPT_HEADER: delivery.attempt + 1,
@@ -312,7 +397,7 @@ class ReliableConsumer:
         }
         await self._forward(message, self.queue.retry_queue(delivery.attempt), headers)
 
-    async def _hold(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
+    async def _hold(self, message: ReceivedMessage, delivery: Delivery, reason: str) -> None:
         """Into a wait queue with the same attempt number, waiting longer each time up to the
         longest delay: an outage, or a deferral, lasts what it lasts."""
         headers = {
@@ -324,7 +409,7 @@ class ReliableConsumer:
         tier = hold_tier(delivery.holds, self.queue.retry_delays)
         await self._forward(message, self.queue.retry_queue(tier), headers)
 
-    async def _park(self, message: RabbitMessage, delivery: Delivery, reason: str) -> None:
+    async def _park(self, message: ReceivedMessage, delivery: Delivery, reason: str) -> None:
         log.error(
             "message parked",
             extra={"queue": self.queue.name, "reason": reason, "sender": delivery.sender},
@@ -342,7 +427,7 @@ class ReliableConsumer:
         await self._announce_rejection(message, delivery, reason)
 
     async def _announce_rejection(
-        self, message: RabbitMessage, delivery: Delivery, reason: str
+        self, message: ReceivedMessage, delivery: Delivery, reason: str
     ) -> None:
         """Tell publishers (event.rejected.v1): the broker confirmed their message, yet it
         changed nothing. Best effort: the message is parked whether or not this goes out."""
@@ -381,7 +466,7 @@ class ReliableConsumer:
 
     async def _forward(
         self,
-        message: RabbitMessage,
+        message: ReceivedMessage,
         routing_key: str,
         headers: dict[str, Any],
         exchange: str | None = None,
@@ -440,7 +525,7 @@ async def raw_body_decoder(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
-def _original_headers(message: RabbitMessage, delivery: Delivery) -> dict[str, Any]:
+def _original_headers(message: ReceivedMessage, delivery: Delivery) -> dict[str, Any]:
     headers = dict(message.headers or {})
     assert delivery.identity is not None
     if not delivery.identity.forwarded_by_us(message.raw_message.user_id, headers):
