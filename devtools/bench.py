@@ -166,6 +166,8 @@ async def _measure(stage: Stage) -> StageFigures:
         f"P2 answers {', '.join(f'{seconds:.2f}' for seconds in flow.answer_seconds)} s; "
         "P1 CPU per invitation: "
         + ", ".join(f"{name} {ms:.1f} ms" for name, ms in flow.cpu_ms_per_invitation.items())
+        + "; P4 CPU per activation: "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in latency.cpu_ms_per_activation.items())
     )
     if stage.key in stage.options.scale_out:
         # Last, and not fatal: the table so far is worth printing if these fail.

@@ -56,6 +56,7 @@ class LatencyResult:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    cpu_ms_per_activation: dict[str, float]  # each service's CPU from the first login to the last
 
 
 def admin_client(system: System, service: str) -> httpx.AsyncClient:
@@ -192,15 +193,21 @@ async def activation_latency(
     service's time) every 50 ms would load the very service that is being timed."""
     async with admin_client(system, "users") as client:
         before = await _active_count(client)
+        cpu_before = system.cpu_seconds()
         watcher = asyncio.create_task(_watch_active(client, before, len(accounts)))
         try:
             published = await _publish_steadily(system, accounts, logins_per_second)
             seen = await asyncio.wait_for(watcher, timeout=NO_PROGRESS_SECONDS)
         finally:
             watcher.cancel()
+        cpu_after = system.cpu_seconds()
     latencies = sorted((at - sent) * 1000 for at, sent in zip(seen, published, strict=True))
     percentiles = statistics.quantiles(latencies, n=100, method="inclusive")
-    return LatencyResult(len(latencies), percentiles[49], percentiles[98], latencies[-1])
+    cpu = {
+        name: (cpu_after[name] - cpu_before.get(name, cpu_after[name])) * 1000 / len(accounts)
+        for name in cpu_after
+    }
+    return LatencyResult(len(latencies), percentiles[49], percentiles[98], latencies[-1], cpu)
 
 
 async def _publish_steadily(

@@ -54,6 +54,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# The shared servers' processes, by name: their CPU beside the services' tells what binds.
+SERVER_PROCESSES = {"beam.smp": "rabbitmq", "postgres": "postgresql"}
+
+
+def servers_cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by RabbitMQ and by PostgreSQL (every backend alive now), read off
+    /proc by process name; read-only. A backend that exited since takes its time with it."""
+    totals = dict.fromkeys(SERVER_PROCESSES.values(), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name in SERVER_PROCESSES:
+            fields = text.rsplit(")", 1)[1].split()
+            ticks = int(fields[11]) + int(fields[12])
+            totals[SERVER_PROCESSES[name]] += ticks / os.sysconf("SC_CLK_TCK")
+    return totals
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory now (VmRSS), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

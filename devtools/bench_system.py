@@ -18,7 +18,14 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from devtools.bench_infra import BIN, Resources, cpu_seconds, free_port, rss_mb
+from devtools.bench_infra import (
+    BIN,
+    Resources,
+    cpu_seconds,
+    free_port,
+    rss_mb,
+    servers_cpu_seconds,
+)
 from devtools.run import DEVELOPMENT_DEFAULTS, development_keys
 from onboarding_shared.auth import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
@@ -107,7 +114,9 @@ class System:
         return [*self.services.values(), *self.replicas]
 
     def cpu_seconds(self) -> dict[str, float]:
-        return {service.name: cpu_seconds(service.pid) for service in self.all()}
+        """Each service's CPU time so far, and the broker's and the database's."""
+        own = {service.name: cpu_seconds(service.pid) for service in self.all()}
+        return own | servers_cpu_seconds()
 
     def rss(self) -> dict[str, float]:
         return {service.name: service.rss_mb() for service in self.all()}

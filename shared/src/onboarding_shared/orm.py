@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
 from sqlalchemy import MetaData, Select, Table
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import registry
 
@@ -53,13 +51,6 @@ def locked(query: SelectT) -> SelectT:
     left them: without populate_existing the session would hand back the objects it already
     holds, as they were before the wait."""
     return query.with_for_update().execution_options(populate_existing=True)
-
-
-def insert_for(session: AsyncSession) -> Any:
-    """The dialect's own insert, for ON CONFLICT (both dialects have it, SQLAlchemy's generic
-    insert does not)."""
-    dialect = session.get_bind().dialect.name
-    return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
 class SessionRepository:

@@ -227,6 +227,8 @@ class ReliableConsumer:
         self._amqp_queue: AbstractQueue | None = None
         self._consumer_tag = ""
         self._in_hand: set[asyncio.Task[Any]] = set()
+        # The busy path's counter, looked up once (a labels() call is a lock and a dict).
+        self._handled = MESSAGES_HANDLED.labels(queue=queue.name, outcome="handled")
 
     def stop_waiting(self) -> None:
         """Before a stop: messages kept in hand through an outage go to a wait queue now,
@@ -358,7 +360,7 @@ class ReliableConsumer:
             await self._retry_or_park(message, delivery, reason)
         else:
             await message.ack()
-            MESSAGES_HANDLED.labels(queue=self.queue.name, outcome="handled").inc()
+            self._handled.inc()
         return True
 
     async def _retry_or_park(

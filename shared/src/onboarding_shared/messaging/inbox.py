@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Column, MetaData, String, Table, Uuid, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Column, MetaData, String, Table, Uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onboarding_shared.db import UtcDateTime, utcnow
+from onboarding_shared.db import UtcDateTime, insert_for, utcnow
 
 
 def define_inbox_table(metadata: MetaData) -> Table:
@@ -27,17 +26,13 @@ async def claim_event(
     """Record the event as processed by ``consumer``; False when it already was.
 
     Call it first in the transaction that applies the effect: a concurrent duplicate then
-    blocks on the primary key until this transaction ends, and fails if it committed.
+    blocks on the primary key until this transaction ends, and finds the record if it
+    committed. One statement (no read first), and a duplicate leaves the transaction usable.
     """
-    seen = await session.execute(
-        select(table.c.event_id).where(table.c.consumer == consumer, table.c.event_id == event_id)
+    claim = (
+        insert_for(session)(table)
+        .values(consumer=consumer, event_id=event_id, processed_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[table.c.consumer, table.c.event_id])
+        .returning(table.c.event_id)
     )
-    if seen.first() is not None:
-        return False
-    try:
-        await session.execute(
-            insert(table).values(consumer=consumer, event_id=event_id, processed_at=utcnow())
-        )
-    except IntegrityError:
-        return False  # the transaction is now unusable; the caller rolls it back
-    return True
+    return (await session.execute(claim)).first() is not None

@@ -20,7 +20,8 @@ from auth_listener.domain.model import (
     identifier_key,
 )
 from auth_listener.service_layer.unit_of_work import AccountRepository, PendingLoginRepository
-from onboarding_shared.orm import AddingRepository, SessionRepository, insert_for, locked
+from onboarding_shared.db import insert_for
+from onboarding_shared.orm import AddingRepository, SessionRepository, locked
 
 _COLUMN_OF = {
     IdentifierKind.ID: known_accounts.c.id,
@@ -67,10 +68,12 @@ class SqlAlchemyAccountRepository(AddingRepository[KnownAccount], AccountReposit
             # the other. (Without that, SQLite's single writer would not be enough: a deferred
             # transaction reads before it takes the lock, and both sides could miss each other.)
             return
-        for key in sorted({identifier_key(identifier) for identifier in identifiers}):
-            await self._session.execute(
-                select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0)))
-            )
+        keys = sorted({identifier_key(identifier) for identifier in identifiers})
+        # One round trip for all of them: PostgreSQL evaluates a select list in order, so the
+        # locks are still taken in the keys' order, the same in every transaction.
+        await self._session.execute(
+            select(*(func.pg_advisory_xact_lock(func.hashtextextended(key, 0)) for key in keys))
+        )
 
 
 def _typed(kind: IdentifierKind, value: str) -> Any:

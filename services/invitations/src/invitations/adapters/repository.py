@@ -35,7 +35,8 @@ from invitations.service_layer.unit_of_work import (
     MemberRepository,
     QuotaRepository,
 )
-from onboarding_shared.orm import AddingRepository, SessionRepository, insert_for, locked
+from onboarding_shared.db import insert_for
+from onboarding_shared.orm import AddingRepository, SessionRepository, locked
 
 _OPEN = [status.value for status in OPEN_STATUSES]
 

@@ -11,7 +11,7 @@ from mailer.adapters.locks import KeyedLocks
 from mailer.adapters.orm import emails
 from mailer.domain.model import Email
 from mailer.service_layer.unit_of_work import EmailRepository
-from onboarding_shared.orm import insert_for
+from onboarding_shared.db import insert_for
 
 
 class SqlAlchemyEmailRepository(EmailRepository):

@@ -5,7 +5,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 
-from onboarding_shared.orm import AddingRepository, SessionRepository, insert_for, locked
+from onboarding_shared.db import insert_for
+from onboarding_shared.orm import AddingRepository, SessionRepository, locked
 from users.adapters.orm import (
     audit_entries,
     avatars,
