@@ -31,6 +31,7 @@ from onboarding_shared.messaging.queues import (
     consumer_queue,
 )
 from onboarding_shared.messaging.topology import Binding
+from onboarding_shared.unit_of_work import GroupedUnitsOfWork
 
 ACCOUNTS_QUEUE = AUTH_LISTENER_ACCOUNTS.name
 LOGINS_QUEUE = AUTH_LISTENER_LOGINS.name
@@ -55,8 +56,11 @@ def consumers(context: AuthListenerContext) -> list[ReliableConsumer]:
 
 
 def _accounts(context: AuthListenerContext) -> ReliableConsumer:
+    grouped = GroupedUnitsOfWork(context.uow)
+
     async def on_account(event: Envelope[UserCreated] | Envelope[UserUpdated], _: Delivery) -> None:
-        await services.apply_account(context.uow(), event, logged_in=context.logged_in)
+        account = await grouped.run(lambda uow: services.apply_snapshot(uow, event))
+        services.follow_in_memory(account, context.logged_in)
 
     router = EventRouter()
     router.register(UserCreated, on_account)

@@ -114,7 +114,11 @@ async def apply_account(
     """Keep the copy current; a login that arrived first activates the account now. This
     process's memory follows the copy: active, remembered; deactivated (or pending), forgotten,
     so that its logins are counted as `deactivated` here again."""
-    account = await _apply_snapshot(uow, event)
+    follow_in_memory(await apply_snapshot(uow, event), logged_in)
+
+
+def follow_in_memory(account: KnownAccount | None, logged_in: LoggedInAccounts | None) -> None:
+    """After a snapshot was applied (and committed): this process's memory of who logged in."""
     if logged_in is None or account is None:
         return
     if account.status is AccountStatus.ACTIVE:
@@ -124,7 +128,7 @@ async def apply_account(
 
 
 @once_per_event(AUTH_LISTENER_ACCOUNTS)
-async def _apply_snapshot(
+async def apply_snapshot(
     uow: AuthListenerUnitOfWork, event: Envelope[UserCreated] | Envelope[UserUpdated]
 ) -> KnownAccount | None:
     """The account as it now stands; None when the snapshot is older than our copy."""

@@ -22,6 +22,7 @@ from onboarding_shared.messaging.queues import (
     QueueDefinition,
     consumer_queue,
 )
+from onboarding_shared.unit_of_work import GroupedUnitsOfWork
 
 EMAIL_OUTCOMES_QUEUE = INVITATIONS_EMAIL_OUTCOMES.name
 MEMBERS_QUEUE = INVITATIONS_MEMBERS.name
@@ -38,11 +39,13 @@ def broadcasts(context: InvitationsContext) -> list[LatestBroadcast[Any]]:
 
 
 def _email_outcomes(context: InvitationsContext) -> ReliableConsumer:
+    grouped = GroupedUnitsOfWork(context.uow)
+
     async def on_email_outcome(
         event: Envelope[EmailSent] | Envelope[EmailDeferred] | Envelope[EmailFailed],
         _delivery: Delivery,
     ) -> None:
-        await services.record_email_outcome(context.uow(), event)
+        await grouped.run(lambda uow: services.record_email_outcome(uow, event))
 
     router = EventRouter()
     router.register(EmailSent, on_email_outcome)
@@ -54,10 +57,14 @@ def _email_outcomes(context: InvitationsContext) -> ReliableConsumer:
 def _members(context: InvitationsContext) -> ReliableConsumer:
     """Who already has an account: UserCreated also accepts the invitation it came from."""
 
+    grouped = GroupedUnitsOfWork(context.uow)
+
     async def on_user(
         event: Envelope[UserCreated] | Envelope[UserUpdated], _delivery: Delivery
     ) -> None:
-        await services.record_member(context.uow(), event, policy=context.invite_policy)
+        await grouped.run(
+            lambda uow: services.record_member(uow, event, policy=context.invite_policy)
+        )
 
     router = EventRouter()
     router.register(UserCreated, on_user)

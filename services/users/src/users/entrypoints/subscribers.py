@@ -21,6 +21,7 @@ from onboarding_shared.messaging.queues import (
     USERS_INVITATIONS,
     consumer_queue,
 )
+from onboarding_shared.unit_of_work import GroupedUnitsOfWork
 from users.context import UsersContext
 from users.entrypoints.metrics import count_activation
 from users.service_layer import activations, audit, joining
@@ -33,8 +34,13 @@ AUDIT_QUEUE = USERS_AUDIT.name
 def consumers(context: UsersContext) -> list[ReliableConsumer]:
     settings = context.settings
 
+    grouped = GroupedUnitsOfWork(context.uow)
+
     async def on_user_activated(event: Envelope[UserActivated], _delivery: Delivery) -> None:
-        activation = await activations.apply_activation(context.uow(), event, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        activation = await grouped.run(
+            lambda uow: activations.apply_activation(uow, event, now=now)
+        )
         count_activation(activation)
 
     router = EventRouter()
@@ -51,18 +57,19 @@ def _invitations(context: UsersContext) -> ReliableConsumer:
     """The invitations and reusable invite links whose tokens the join pages accept (only the
     tokens' hashes)."""
     settings = context.settings
+    grouped = GroupedUnitsOfWork(context.uow)
 
     async def on_issued(event: Envelope[InvitationIssued], _delivery: Delivery) -> None:
-        await joining.record_invitation(context.uow(), event)
+        await grouped.run(lambda uow: joining.record_invitation(uow, event))
 
     async def on_revoked(event: Envelope[InvitationRevoked], _delivery: Delivery) -> None:
-        await joining.record_revocation(context.uow(), event)
+        await grouped.run(lambda uow: joining.record_revocation(uow, event))
 
     async def on_link_issued(event: Envelope[InviteLinkIssued], _delivery: Delivery) -> None:
-        await joining.record_invite_link(context.uow(), event)
+        await grouped.run(lambda uow: joining.record_invite_link(uow, event))
 
     async def on_link_revoked(event: Envelope[InviteLinkRevoked], _delivery: Delivery) -> None:
-        await joining.record_invite_link_revocation(context.uow(), event)
+        await grouped.run(lambda uow: joining.record_invite_link_revocation(uow, event))
 
     router = EventRouter()
     router.register(InvitationIssued, on_issued)
@@ -83,8 +90,10 @@ def _audit(context: UsersContext) -> ReliableConsumer:
     """The audit trail, from every service's events (this service's own included)."""
     settings = context.settings
 
+    grouped = GroupedUnitsOfWork(context.uow)
+
     async def on_event(event: Envelope[Any], _delivery: Delivery) -> None:
-        await audit.record(context.uow(), event)
+        await grouped.run(lambda uow: audit.record(uow, event))
 
     router = EventRouter()
     for model in USERS_AUDIT.events:
