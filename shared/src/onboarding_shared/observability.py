@@ -18,6 +18,13 @@ MESSAGES_HANDLED = Counter(
     "Messages settled by a consumer, by queue and outcome (handled, retried, parked).",
     ["queue", "outcome"],
 )
+USE_CASES_GROUPED = Counter(
+    "onboarding_grouped_use_cases_total",
+    "Consumers' use cases by how their transaction ran: grouped (one transaction with others "
+    "in hand at the same moment), alone (nothing else was), regrouped_alone (its group failed "
+    "and it ran again alone).",
+    ["how"],
+)
 MESSAGES_REJECTED = Counter(
     "onboarding_messages_rejected_total",
     "Messages parked by a consumer, by queue and by the broker user that published them "

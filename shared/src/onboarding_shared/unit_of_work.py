@@ -20,12 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from onboarding_shared.contract.envelope import Envelope, EventData, new_event
 from onboarding_shared.messaging.inbox import claim_event
 from onboarding_shared.messaging.outbox import outbox_row
+from onboarding_shared.observability import USE_CASES_GROUPED
 from onboarding_shared.tracing import current_trace_headers
 
 if TYPE_CHECKING:
     from onboarding_shared.messaging.queues import QueueDefinition
 
 log = logging.getLogger(__name__)
+
+_GROUPED = USE_CASES_GROUPED.labels(how="grouped")
+_ALONE = USE_CASES_GROUPED.labels(how="alone")
+_REGROUPED_ALONE = USE_CASES_GROUPED.labels(how="regrouped_alone")
 
 
 class AbstractUnitOfWork(abc.ABC):
@@ -194,6 +199,9 @@ class GroupAbandoned(Exception):
     """A group's transaction failed or was given up: each of its use cases runs alone."""
 
 
+ALONE = "alone"  # the reason when there was nothing to group with
+
+
 class GroupedUnitsOfWork(Generic[UnitOfWorkT]):
     """Use cases of messages in hand at the same moment, run one after the other in one
     transaction: one BEGIN and one COMMIT (one fsync on SQLite) for the lot, where each had its
@@ -220,9 +228,12 @@ class GroupedUnitsOfWork(Generic[UnitOfWorkT]):
         if self._grouping is None or self._grouping.done():
             self._grouping = asyncio.create_task(self._run_groups())
         try:
-            return await future
-        except GroupAbandoned:
+            result = await future
+        except GroupAbandoned as abandoned:
+            (_ALONE if abandoned.args == (ALONE,) else _REGROUPED_ALONE).inc()
             return await use_case(self._units_of_work())
+        _GROUPED.inc()
+        return result
 
     async def _run_groups(self) -> None:
         # The deliveries that arrived with this one are running up to their run() call now.
@@ -234,7 +245,7 @@ class GroupedUnitsOfWork(Generic[UnitOfWorkT]):
                 del self._waiting[: self._max_size]
                 if len(group) >= 2:  # alone, nothing is shared: run as without grouping
                     await self._run_group(group)
-                _settle(group, GroupAbandoned("alone"))
+                _settle(group, GroupAbandoned(ALONE))
         finally:  # cancelled (the process is stopping): nobody is left waiting for nothing
             _settle([*group, *self._waiting], GroupAbandoned("stopping"))
 
@@ -246,6 +257,7 @@ class GroupedUnitsOfWork(Generic[UnitOfWorkT]):
                 "a group of use cases failed; each runs alone",
                 extra={"size": len(group), "error": type(error).__name__},
             )
+            _settle(group, GroupAbandoned(type(error).__name__))
             return
         for (_, future), result in zip(group, results, strict=True):
             if not future.done():

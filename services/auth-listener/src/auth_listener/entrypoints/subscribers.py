@@ -18,6 +18,7 @@ from auth_listener.context import AuthListenerContext
 from auth_listener.domain.keycloak import MalformedEvent, login_from_keycloak, routing_key
 from auth_listener.domain.model import Login
 from auth_listener.service_layer import services
+from auth_listener.service_layer.unit_of_work import AuthListenerUnitOfWork
 from onboarding_shared.contract import Envelope, UserCreated, UserLoggedIn, UserUpdated
 from onboarding_shared.messaging.consumer import (
     Delivery,
@@ -70,6 +71,8 @@ def _accounts(context: AuthListenerContext) -> ReliableConsumer:
 
 
 def _logins(context: AuthListenerContext) -> ReliableConsumer:
+    grouped = GroupedUnitsOfWork(context.uow)
+
     async def on_logged_in(event: Envelope[UserLoggedIn], _: Delivery) -> None:
         data = event.data
         login = Login(
@@ -79,7 +82,7 @@ def _logins(context: AuthListenerContext) -> ReliableConsumer:
             username=data.username,
             source=data.source,
         )
-        await _record(context, login, event.event_id, channel="event")
+        await _record(context, grouped, login, event.event_id, channel="event")
 
     router = EventRouter()
     router.register(UserLoggedIn, on_logged_in)
@@ -89,6 +92,7 @@ def _logins(context: AuthListenerContext) -> ReliableConsumer:
 
 def _keycloak_logins(context: AuthListenerContext) -> ReliableConsumer:
     settings = context.settings
+    grouped = GroupedUnitsOfWork(context.uow)
 
     async def on_keycloak_event(body: bytes, _: Delivery) -> None:
         try:
@@ -99,7 +103,7 @@ def _keycloak_logins(context: AuthListenerContext) -> ReliableConsumer:
             LOGINS.labels(channel="keycloak", outcome="ignored").inc()
             return
         event_id = uuid.uuid5(_KEYCLOAK_IDS, hashlib.sha256(body).hexdigest())
-        await _record(context, login, event_id, channel="keycloak")
+        await _record(context, grouped, login, event_id, channel="keycloak")
 
     binding = Binding(
         routing_key(settings.keycloak_realm, settings.keycloak_client),
@@ -112,10 +116,15 @@ def _keycloak_logins(context: AuthListenerContext) -> ReliableConsumer:
 
 
 async def _record(
-    context: AuthListenerContext, login: Login, event_id: uuid.UUID, *, channel: str
+    context: AuthListenerContext,
+    grouped: GroupedUnitsOfWork[AuthListenerUnitOfWork],
+    login: Login,
+    event_id: uuid.UUID,
+    *,
+    channel: str,
 ) -> None:
     outcome = await services.record_login(
-        context.uow(),
+        grouped,
         login,
         event_id=event_id,
         now=datetime.now(UTC),

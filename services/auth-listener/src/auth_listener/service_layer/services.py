@@ -5,6 +5,7 @@ at all for an id this process knows has logged in. Unknown accounts cost at most
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -22,7 +23,7 @@ from auth_listener.service_layer.ports import AccountReader
 from auth_listener.service_layer.unit_of_work import AuthListenerUnitOfWork
 from onboarding_shared.contract import Envelope, UserActivated, UserCreated, UserUpdated
 from onboarding_shared.messaging.queues import AUTH_LISTENER_ACCOUNTS
-from onboarding_shared.unit_of_work import once_per_event
+from onboarding_shared.unit_of_work import GroupedUnitsOfWork, once_per_event
 
 
 class LoginOutcome(StrEnum):
@@ -33,7 +34,7 @@ class LoginOutcome(StrEnum):
 
 
 async def record_login(
-    uow: AuthListenerUnitOfWork,
+    uow: AuthListenerUnitOfWork | GroupedUnitsOfWork[AuthListenerUnitOfWork],
     login: Login,
     *,
     event_id: uuid.UUID,
@@ -44,33 +45,54 @@ async def record_login(
     """Idempotent without an inbox row: the account's own state is the record. A first login
     turns it active in the same transaction as its UserActivated, and an account that has
     logged in is never pending again (see KnownAccount.replace_with), so the same login
-    delivered again finds nothing to do. (``event_id`` is kept for callers and logs.)"""
+    delivered again finds nothing to do. (``event_id`` is kept for callers and logs.)
+
+    ``uow`` may be a group to join (GroupedUnitsOfWork): the transaction is then shared with
+    the other logins in hand, and this process's memory learns of the activation only once
+    it is committed, as it must (a remembered id is never activated again)."""
     if logged_in is not None and login.user_id is not None and login.user_id in logged_in:
         return LoginOutcome.ALREADY_ACTIVE  # the busiest path: no database at all
-    identifiers = login.identifiers
     if reader is not None:
         # Committed state, read without a transaction or lock: enough to see that there is
         # nothing to do. Pending or unknown is decided again below, under the locks.
-        committed = await reader.state_of(identifiers)
+        committed = await reader.state_of(login.identifiers)
         if settled := _settled(committed, logged_in):
             return settled
+    apply = functools.partial(_apply_login, login=login, now=now, read_first=reader is None)
+    if isinstance(uow, GroupedUnitsOfWork):
+        outcome, active_id = await uow.run(apply)
+    else:
+        outcome, active_id = await apply(uow)
+    if logged_in is not None and active_id is not None:
+        logged_in.remember(active_id)  # committed: active, and stays so
+    return outcome
+
+
+async def _apply_login(
+    uow: AuthListenerUnitOfWork, *, login: Login, now: datetime, read_first: bool
+) -> tuple[LoginOutcome, uuid.UUID | None]:
+    """The login's outcome under the locks, and the id of its account if that is now known
+    to be active."""
+    identifiers = login.identifiers
     async with uow:
-        if reader is None:
+        if read_first:
             unlocked = await uow.accounts.find(identifiers)
-            if settled := _settled(unlocked, logged_in):
-                return settled  # nothing written
+            if settled := _settled(unlocked, None):
+                return settled, _active_id(unlocked, settled)  # nothing written
         await uow.accounts.serialize_on(identifiers)
         account = await uow.accounts.find_for_update(identifiers)  # nothing can race us now
         if account is None:
             await _remember_until_known(uow, login, now)
-            return LoginOutcome.UNKNOWN_ACCOUNT
-        if settled := _settled(account, logged_in):
-            return settled
+            return LoginOutcome.UNKNOWN_ACCOUNT, None
+        if settled := _settled(account, None):
+            return settled, _active_id(account, settled)
         _activate(uow, account, login.logged_in_at)
         await uow.commit()
-    if logged_in is not None:
-        logged_in.remember(account.id)
-    return LoginOutcome.ACTIVATED
+    return LoginOutcome.ACTIVATED, account.id
+
+
+def _active_id(account: KnownAccount | None, outcome: LoginOutcome) -> uuid.UUID | None:
+    return account.id if account is not None and outcome is LoginOutcome.ALREADY_ACTIVE else None
 
 
 def _settled(
