@@ -26,6 +26,8 @@ from auth_listener.adapters.unit_of_work import SqlAlchemyAuthListenerUnitOfWork
 from auth_listener.bootstrap import MIGRATIONS as AUTH_LISTENER_MIGRATIONS
 from auth_listener.domain.model import Login
 from auth_listener.service_layer import services as auth_listener
+from auth_listener.service_layer.logged_in import LoggedInAccounts
+from auth_listener.service_layer.unit_of_work import AuthListenerUnitOfWork
 from invitations.adapters import orm as invitations_orm
 from invitations.adapters.unit_of_work import SqlAlchemyInvitationsUnitOfWork
 from invitations.bootstrap import MIGRATIONS as INVITATIONS_MIGRATIONS
@@ -39,6 +41,7 @@ from onboarding_shared.contract import (
 )
 from onboarding_shared.db import create_engine, session_factory
 from onboarding_shared.schema import migrate
+from onboarding_shared.unit_of_work import GroupedUnitsOfWork
 from tests.support.databases import DatabaseFactory
 from tests.support.fake_users import FakeHasher
 from users.adapters import orm as users_orm
@@ -162,6 +165,62 @@ async def test_a_login_and_the_creation_of_its_account_never_miss_each_other(
     still_pending = [str(user_id) for user_id in user_ids if statuses.get(user_id) != "active"]
     assert still_pending == [], f"{len(still_pending)} of {len(user_ids)} accounts not active"
     assert pending == []
+
+
+async def test_first_logins_in_one_group_activate_each_account_once_and_are_remembered_after(
+    database: Database,
+) -> None:
+    """Grouped (GroupedUnitsOfWork): a second first login of the same account, in the same
+    transaction, sees the first one's activation; the memory of active ids learns of them only
+    with the group's commit."""
+    auth_listener_orm.map_domain()
+    sessions = await database("auth_listener", AUTH_LISTENER_MIGRATIONS)
+
+    def uow() -> SqlAlchemyAuthListenerUnitOfWork:
+        return SqlAlchemyAuthListenerUnitOfWork(
+            sessions, auth_listener_orm.messaging, producer="auth-listener"
+        )
+
+    now = datetime.now(UTC)
+    accounts = {f"grouped-{n}@example.com": uuid.uuid4() for n in range(2)}
+    for n, (email, user_id) in enumerate(accounts.items()):
+        created = UserCreated(
+            user_id=user_id,
+            email=email,
+            username=f"grouped{n}",
+            name="Grouped",
+            roles=["user"],
+            status="pending",
+            created_at=now,
+        )
+        await auth_listener.apply_account(uow(), new_event(created, producer="users"))
+    grouped: GroupedUnitsOfWork[AuthListenerUnitOfWork] = GroupedUnitsOfWork(uow)
+    memory = LoggedInAccounts(100)
+    first, second = accounts
+
+    def login(email: str) -> Awaitable[auth_listener.LoginOutcome]:
+        return auth_listener.record_login(
+            grouped,
+            Login(logged_in_at=now, email=email),
+            event_id=uuid.uuid4(),
+            now=now,
+            logged_in=memory,
+        )
+
+    outcomes = await asyncio.gather(login(first), login(first), login(second))
+
+    activated, already = (
+        auth_listener.LoginOutcome.ACTIVATED,
+        auth_listener.LoginOutcome.ALREADY_ACTIVE,
+    )
+    assert sorted(outcomes) == sorted([activated, already, activated])
+    outbox = auth_listener_orm.messaging.outbox
+    async with sessions() as session:
+        activations = await session.scalar(
+            select(func.count()).select_from(outbox).where(outbox.c.event_type == "UserActivated")
+        )
+    assert activations == 2
+    assert all(user_id in memory for user_id in accounts.values())
 
 
 # users: joining racing a revocation of the same invitation
