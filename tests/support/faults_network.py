@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from tests.support.smtp import free_port
+from tests.support.tcp_proxy import bound_port
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ class FaultProxy:
     def __init__(self, loop: BackgroundLoop, target_host: str, target_port: int) -> None:
         self.loop = loop
         self.target = (target_host, target_port)
-        self.port = free_port()
+        self.port = 0  # bound at start(); cut and restored on the same port
         self.state = ProxyState.OPEN
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -81,6 +81,7 @@ class FaultProxy:
     async def _listen(self) -> None:
         self._flowing.set()
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = bound_port(self._server)
         self.state = ProxyState.OPEN
 
     async def _cut(self) -> None:

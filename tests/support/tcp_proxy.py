@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from tests.support.smtp import free_port
-
 
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self.port = free_port()
+        self.port = 0  # the system picks one at the first start; a restore listens there again
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = bound_port(self._server)
         return self
 
     async def cut(self) -> None:
@@ -53,3 +52,11 @@ class TcpProxy:
                 await writer.drain()
         writer.transport.abort()
         self._writers.discard(writer)
+
+
+def bound_port(server: asyncio.Server) -> int:
+    """The port a server listens on: asked for as 0, it is bound at once, where choosing a free
+    port first and binding it later can lose it meanwhile to another connection's ephemeral
+    port (seen in the fault suite)."""
+    port: int = server.sockets[0].getsockname()[1]
+    return port
